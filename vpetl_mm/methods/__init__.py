@@ -1,0 +1,13 @@
+"""PETL methods: one small module each, registered once in ``PETL_METHODS``."""
+from .adapter import Adapter
+from .adaptformer import AdaptFormer
+from .base import BasePETLMethod, Injection
+from .bitfit import BitFit
+from .frozen import Frozen
+from .full import Full
+from .ln_tune import LNTune
+from .lora import LoRA
+from .partial import Partial
+
+__all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
+           'LoRA', 'Adapter', 'AdaptFormer']

@@ -1,0 +1,134 @@
+"""The contract every PETL method implements.
+
+A method never names a host module: it asks the :class:`~vpetl_mm.models.anatomy.Anatomy` for
+abstract sites (``qkv``, ``fc2``, ``norm2`` ...) of each block. It may
+
+* select base parameters to train (:meth:`trainable_base_params`), and/or
+* inject new modules (:meth:`inject`) as ``petl_*`` children of blocks, wired in with forward
+  hooks, so no host parameter is ever renamed and pretrained weights load as usual.
+
+Its own initialisation (:meth:`init_weights`) runs after the host's ``init_weights``.
+"""
+from dataclasses import dataclass
+from typing import Any, ClassVar, Dict, List, Optional, Set, Tuple
+
+import torch.nn as nn
+from torch.utils.hooks import RemovableHandle
+
+from ..models.anatomy import Anatomy, BlockRef
+
+
+@dataclass
+class Injection:
+    """A module a method added: ``<path>.<attr>`` in the backbone, wired to ``site``."""
+    path: str  # block path relative to the backbone
+    attr: str  # attribute name on the block (``petl_<method>_<site>``)
+    site: str  # abstract site it is wired to (for the report)
+    module: nn.Module
+
+    @property
+    def name(self) -> str:
+        return f'{self.path}.{self.attr}'
+
+
+class BasePETLMethod:
+    """Base class of PETL methods.
+
+    Hyper-parameters are keyword arguments. Unset ones (``None``) take the value of
+    ``FAMILY_DEFAULTS[family]`` (the task family of the backbone profile), then of ``DEFAULTS``,
+    so defaults reproduce each task family's published parameter counts.
+
+    Class attributes:
+        DEFAULTS: Hyper-parameter defaults shared by all families (also the allowed names).
+        FAMILY_DEFAULTS: Per-family overrides: ``{'image': {...}, 'dense': {...}, 'video': {...}}``.
+        ZERO_INIT: Whether the backbone output is unchanged at step 0 (the contract tests check).
+        MERGEABLE: Whether :meth:`merge` folds the method into the frozen weights.
+        TRAINS_ALL: Whether the whole backbone trains (full fine-tuning).
+        SITES: Abstract sites the method needs in every block.
+    """
+    DEFAULTS: ClassVar[Dict[str, Any]] = {}
+    FAMILY_DEFAULTS: ClassVar[Dict[str, Dict[str, Any]]] = {}
+    ZERO_INIT: ClassVar[bool] = True
+    MERGEABLE: ClassVar[bool] = False
+    TRAINS_ALL: ClassVar[bool] = False
+    SITES: ClassVar[Tuple[str, ...]] = ()
+
+    def __init__(self, family: str = 'image', **hparams: Any) -> None:
+        unknown = set(hparams) - set(self.DEFAULTS)
+        if unknown:
+            raise TypeError(f'{self.name} got unknown option(s) {sorted(unknown)}; '
+                            f'its options are {sorted(self.DEFAULTS)}.')
+        resolved = dict(self.DEFAULTS)
+        resolved.update(self.FAMILY_DEFAULTS.get(family, {}))
+        resolved.update({k: v for k, v in hparams.items() if v is not None})
+        self.family = family
+        self.hparams: Dict[str, Any] = resolved
+        for key, value in resolved.items():
+            setattr(self, key, value)
+        self.injected: List[Injection] = []
+        self._handles: List[RemovableHandle] = []
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        args = ', '.join(f'{k}={v!r}' for k, v in self.hparams.items())
+        return f'{self.name}({args})'
+
+    # -- what a method overrides -------------------------------------------------------------
+    def check(self, anatomy: Anatomy) -> None:
+        """Raise ``ValueError`` (naming the fix) if the method cannot run on this backbone."""
+        anatomy.require_sites(self.SITES, method=self.name)
+
+    def inject(self, anatomy: Anatomy) -> None:
+        """Add the method's modules to the backbone. Default: nothing to add."""
+
+    def trainable_base_params(self, anatomy: Anatomy) -> Set[str]:
+        """Names (relative to the backbone) of *host* parameters that train. Default: none."""
+        return set()
+
+    def init_weights(self) -> None:
+        """Re-initialise injected modules; runs after the host's ``init_weights``."""
+        for injection in self.injected:
+            if hasattr(injection.module, 'reset_parameters'):
+                injection.module.reset_parameters()
+
+    def merge(self) -> None:
+        raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
+
+    def unmerge(self) -> None:
+        raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
+
+    # -- helpers for subclasses --------------------------------------------------------------
+    def attach(self, block: BlockRef, site: str, module: nn.Module) -> nn.Module:
+        """Register ``module`` as ``block.petl_<method>_<site>`` (a sibling of the host layers).
+
+        Siblings rather than children of host layers, so host init routines that walk e.g.
+        ``ffn.modules()`` never touch them, and checkpoint keys stay readable.
+        """
+        attr = f'petl_{self.name.lower()}_{site.replace(".", "_")}'
+        if hasattr(block.module, attr):
+            raise ValueError(f'{block.path}.{attr} already exists: two PETL methods inject the same '
+                             'module. Remove the duplicate entry from petl=[...].')
+        block.module.add_module(attr, module)
+        self.injected.append(Injection(block.path, attr, site, module))
+        return module
+
+    def hook(self, target: nn.Module, fn, pre: bool = False) -> None:
+        """Register a forward (pre-)hook whose handle is kept for :meth:`remove_hooks`."""
+        handle = target.register_forward_pre_hook(fn) if pre else target.register_forward_hook(fn)
+        self._handles.append(handle)
+
+    def remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def block_params(anatomy: Anatomy, blocks: Optional[List[BlockRef]] = None) -> Set[str]:
+    """Names of every host parameter inside ``blocks`` (default: all blocks)."""
+    names = set()
+    for block in anatomy.blocks if blocks is None else blocks:
+        names.update(f'{block.path}.{n}' for n, _ in block.module.named_parameters())
+    return names

@@ -1,0 +1,81 @@
+"""Report what every load into a wrapped backbone actually loaded.
+
+mm weight loading is non-strict, so a renamed or mistyped key fails silently. A pre-hook on the
+host backbone sees each state dict offered to it (pretrained ``init_cfg``, ``load_from``,
+``--resume``) and logs how many host tensors and PETL tensors it covers.
+"""
+import contextlib
+import logging
+from typing import Dict, Iterator, Optional, Set
+
+import torch.nn as nn
+from mmengine.logging import print_log
+
+
+def _preview(keys: Set[str], limit: int = 8) -> str:
+    keys = sorted(keys)
+    more = f' ... (+{len(keys) - limit} more)' if len(keys) > limit else ''
+    return ', '.join(keys[:limit]) + more
+
+
+class LoadReporter:
+    """Log a load report for every state dict loaded into ``backbone``.
+
+    Args:
+        backbone: The host backbone (names are relative to it).
+        injected: Injected PETL module path -> module.
+        trainable: Names of the trainable backbone parameters.
+    """
+
+    def __init__(self, backbone: nn.Module, injected: Dict[str, nn.Module],
+                 trainable: Set[str]) -> None:
+        self.backbone = backbone
+        self.petl_keys = {f'{path}.{k}' for path, mod in injected.items()
+                          for k in mod.state_dict().keys()}
+        self.trainable = set(trainable)
+        self.context: Optional[str] = None
+        self.loads_seen = 0
+        self.last: Optional[dict] = None
+        backbone._register_load_state_dict_pre_hook(self._hook)
+
+    @contextlib.contextmanager
+    def during(self, context: str) -> Iterator[None]:
+        self.context, self.loads_seen = context, 0
+        try:
+            yield
+        finally:
+            self.context = None
+
+    def _hook(self, state_dict, prefix, *args) -> None:
+        offered = {k[len(prefix):] for k in state_dict if k.startswith(prefix)}
+        expected = set(self.backbone.state_dict().keys())
+        host = expected - self.petl_keys
+        report = dict(
+            context=self.context or 'checkpoint load',
+            host_loaded=sorted(offered & host), host_missing=sorted(host - offered),
+            petl_loaded=sorted(offered & self.petl_keys),
+            petl_missing=sorted(self.petl_keys - offered),
+            unexpected=sorted(offered - expected))
+        self.loads_seen += 1
+        self.last = report
+        # An adapter-only checkpoint offers only trainable tensors: missing frozen host
+        # tensors are then expected (they come from the pretrained init), not an error.
+        partial = bool(offered) and offered <= (self.trainable | self.petl_keys | _buffers(
+            self.backbone))
+        level = logging.WARNING if (report['host_missing'] and not partial) else logging.INFO
+        lines = [f'Load report ({report["context"]}): {len(report["host_loaded"])}/{len(host)} '
+                 f'host tensors and {len(report["petl_loaded"])}/{len(self.petl_keys)} PETL '
+                 'tensors loaded' + (' (adapter-only checkpoint: frozen host tensors keep '
+                                     'their pretrained values)' if partial else '') + '.']
+        if report['host_missing'] and not partial:
+            lines.append(f'  host tensors NOT in the checkpoint: {_preview(set(report["host_missing"]))}')
+        if report['petl_missing']:
+            lines.append(f'  PETL tensors not in the checkpoint (keep their init): '
+                         f'{len(report["petl_missing"])}')
+        if report['unexpected']:
+            lines.append(f'  unexpected keys ignored: {_preview(set(report["unexpected"]))}')
+        print_log('\n'.join(lines), logger='current', level=level)
+
+
+def _buffers(module: nn.Module) -> Set[str]:
+    return {n for n, _ in module.named_buffers()}

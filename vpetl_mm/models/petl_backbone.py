@@ -1,0 +1,193 @@
+"""``PETLBackbone``: apply PETL methods to any supported OpenMMLab backbone, by config."""
+import re
+from typing import Dict, List, Optional, Sequence, Set, Union
+
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from ..registry import MODELS, PETL_METHODS
+from .anatomy import Anatomy
+from .load_report import LoadReporter
+from .profiles import find_profile
+
+_INNER = 'backbone'
+
+
+@MODELS.register_module()
+class PETLBackbone(BaseModule):
+    """Wrap a host backbone, inject PETL methods and own the freezing, at model build.
+
+    The inner backbone is built from the host toolbox's registry (the config's
+    ``default_scope``). Checkpoint keys keep the host's names: ``state_dict()`` drops the
+    wrapper's own ``backbone.`` level and loading adds it back, so pretrained and full-model
+    checkpoints load unchanged, and every load into the backbone logs a report of what loaded.
+
+    Args:
+        backbone: Config of the host backbone, e.g. ``dict(type='SwinTransformer', ...)``.
+        petl: One method config or a list of them, e.g. ``dict(type='LoRA', rank=64)``.
+        profile: Force a backbone profile by name; by default it is found from the class.
+        trainable: Regexes (``re.search`` on host parameter names) of extra host parameters
+            to train, e.g. ``['pos_embed']``. Each must match at least one parameter.
+        init_cfg: Must stay None: the host backbone's own ``init_cfg`` does the loading.
+
+    Examples:
+        >>> model = dict(
+        ...     backbone=dict(
+        ...         type='vpetl_mm.PETLBackbone',
+        ...         backbone=dict(type='SwinTransformer', embed_dims=128, depths=[2, 2, 18, 2],
+        ...                       num_heads=[4, 8, 16, 32], init_cfg=dict(
+        ...                           type='Pretrained', checkpoint='swin_base.pth')),
+        ...         petl=dict(type='LoRA', rank=64)))
+    """
+
+    def __init__(self, backbone: dict, petl: Union[dict, Sequence[dict]],
+                 profile: Optional[str] = None, trainable: Sequence[str] = (),
+                 init_cfg: Optional[dict] = None) -> None:
+        if init_cfg is not None:
+            raise ValueError('PETLBackbone takes no init_cfg: put init_cfg (e.g. Pretrained) '
+                             'inside backbone=dict(...), where the host backbone loads it.')
+        super().__init__()
+        inner = MODELS.build(backbone)
+        self.add_module(_INNER, inner)
+        self.profile = find_profile(inner, profile)
+        self.anatomy = Anatomy(inner, self.profile)
+        self.methods = self._build_methods(petl)
+        for method in self.methods:
+            method.check(self.anatomy)
+        self._check_host_options()
+        for method in self.methods:
+            method.inject(self.anatomy)
+        self.trainable_names = self._resolve_trainable(trainable)
+        self.apply_trainability()
+        self._register_state_dict_hook(_strip_inner_prefix)
+        self._register_load_state_dict_pre_hook(_add_inner_prefix)
+        self.load_reporter = LoadReporter(inner, self.injected_modules(), self.trainable_names)
+
+    # -- construction ------------------------------------------------------------------------
+    def _build_methods(self, petl) -> List:
+        cfgs = [petl] if isinstance(petl, dict) else list(petl)
+        if not cfgs:
+            raise ValueError('petl=[] applies no method. Use petl=dict(type="Full") to fine-tune '
+                             'everything or petl=dict(type="Frozen") for linear probing.')
+        methods, seen = [], set()
+        for cfg in cfgs:
+            cfg = dict(cfg)
+            kind = cfg.get('type')
+            name = kind if isinstance(kind, str) else getattr(kind, '__name__', kind)
+            cls = PETL_METHODS.get(kind) if isinstance(kind, str) else kind
+            if cls is None:
+                raise KeyError(f'Unknown PETL method {kind!r}. Known methods: '
+                               f'{sorted(PETL_METHODS.module_dict)}.')
+            if cls in seen:
+                raise ValueError(f'PETL method {name} is listed twice in petl=[...]; merge the '
+                                 'two entries into one.')
+            seen.add(cls)
+            cfg['type'] = cls
+            cfg.setdefault('family', self.profile.family)
+            methods.append(PETL_METHODS.build(cfg))
+        if len(methods) > 1 and any(m.TRAINS_ALL for m in methods):
+            raise ValueError('Full trains the whole backbone; combining it with other PETL '
+                             f'methods ({[m.name for m in methods]}) is contradictory.')
+        return methods
+
+    def _check_host_options(self) -> None:
+        frozen_stages = getattr(self.backbone, 'frozen_stages', -1)
+        if frozen_stages is not None and frozen_stages >= 0 and any(
+                m.TRAINS_ALL for m in self.methods):
+            raise ValueError(
+                f'Conflicting options: frozen_stages={frozen_stages} freezes part of the backbone '
+                'but petl=Full trains all of it. Set frozen_stages=-1 (PETLBackbone owns '
+                'freezing) or choose Partial/another method.')
+        if any(getattr(m, 'NEEDS_CAPTURE', False) for m in self.methods) \
+                and self.anatomy.uses_checkpointing():
+            names = [m.name for m in self.methods if getattr(m, 'NEEDS_CAPTURE', False)]
+            raise ValueError(f'{names} read the residual stream across a checkpointed region; '
+                             'with activation checkpointing (with_cp=True) their adapters would '
+                             'get no gradient. Set with_cp=False on the backbone.')
+
+    def _resolve_trainable(self, extra: Sequence[str]) -> Set[str]:
+        all_names = [n for n, _ in self.backbone.named_parameters()]
+        names: Set[str] = set()
+        for method in self.methods:
+            names |= set(all_names) if method.TRAINS_ALL else method.trainable_base_params(
+                self.anatomy)
+            for inj in method.injected:
+                names |= {f'{inj.name}.{n}' for n, _ in inj.module.named_parameters()}
+        for pattern in extra:
+            hits = {n for n in all_names if re.search(pattern, n)}
+            if not hits:
+                raise ValueError(f'trainable pattern {pattern!r} matches no backbone parameter. '
+                                 f'Example names: {all_names[:5]}.')
+            names |= hits
+        return names
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def apply_trainability(self) -> None:
+        """Set ``requires_grad`` by structure: exactly :attr:`trainable_names` train."""
+        for name, param in self.backbone.named_parameters():
+            param.requires_grad_(name in self.trainable_names)
+
+    def train(self, mode: bool = True) -> 'PETLBackbone':
+        # The host's train() may re-freeze stages (frozen_stages) or set them to eval mode;
+        # PETL parameters and modules must stay trainable whatever the host does.
+        super().train(mode)
+        self.apply_trainability()
+        for method in self.methods:
+            for inj in method.injected:
+                inj.module.train(mode)
+        return self
+
+    def init_weights(self) -> None:
+        """Host init first (this is where Pretrained weights load), then each method's init."""
+        with self.load_reporter.during('host init_weights'):
+            self.backbone.init_weights()
+        if not self.load_reporter.loads_seen:
+            print_log('PETLBackbone: the host init loaded no pretrained weights (no Pretrained '
+                      'init_cfg); the backbone starts from its random init unless load_from '
+                      'sets it.', logger='current')
+        for method in self.methods:
+            method.init_weights()
+        self._is_init = True
+
+    def forward(self, *args, **kwargs):
+        return self.backbone(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        # Host code reads backbone attributes (out_indices, num_features, ...): forward them.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__(_INNER), name)
+
+    # -- merge ---------------------------------------------------------------------------------
+    def merge(self) -> None:
+        """Fold mergeable methods into the frozen weights (zero-cost inference)."""
+        for method in self.methods:
+            method.merge()
+
+    def unmerge(self) -> None:
+        for method in self.methods:
+            method.unmerge()
+
+    # -- introspection -------------------------------------------------------------------------
+    def num_trainable(self) -> int:
+        """Trainable backbone parameters (the published ``Params`` and the PPT input)."""
+        return sum(p.numel() for p in self.backbone.parameters() if p.requires_grad)
+
+    def injected_modules(self) -> Dict[str, nn.Module]:
+        """Injected module path (relative to the host backbone) -> module."""
+        return {inj.name: inj.module for m in self.methods for inj in m.injected}
+
+
+def _strip_inner_prefix(module, state_dict, prefix, local_metadata) -> None:
+    inner = prefix + _INNER + '.'
+    for key in [k for k in state_dict if k.startswith(inner)]:
+        state_dict[prefix + key[len(inner):]] = state_dict.pop(key)
+
+
+def _add_inner_prefix(state_dict, prefix, local_metadata, strict, missing, unexpected,
+                      errors) -> None:
+    inner = prefix + _INNER + '.'
+    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(inner)]:
+        state_dict[inner + key[len(prefix):]] = state_dict.pop(key)

@@ -1,0 +1,132 @@
+"""Backbone anatomy as data: one profile per supported backbone family.
+
+A PETL method is written once against *abstract sites* and never names a host module. The table
+below maps, for each host family, the abstract sites to concrete module paths relative to a block.
+
+Abstract sites (relative to a transformer block):
+
+=========  ===========================================================
+``attn``   the attention module (input: the normalised tokens)
+``qkv``    the fused q/k/v ``nn.Linear`` (output ``3C``, q, k, v in order)
+``proj``   the attention output projection ``nn.Linear(C, C)``
+``mlp``    the MLP / FFN module
+``fc1``    the MLP expansion ``nn.Linear(C, hidden)``
+``fc2``    the MLP contraction ``nn.Linear(hidden, C)``
+``norm1``  the norm before attention (its input is the block input)
+``norm2``  the norm before the MLP (its input is the residual stream after attention)
+=========  ===========================================================
+
+``tokens`` names the token layout inside blocks, for token-space methods (prompts, Mona):
+``'sequence'`` is ``(B, N, C)`` with ``prefix_tokens`` leading tokens (``str``: the attribute of
+the backbone that holds the count), ``'windowed'`` is Swin's ``(B, H*W, C)`` with ``hw_shape``
+passed to each block, and ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``.
+
+``family`` selects the default hyper-parameters of each method (``'image'`` for V-PETL image
+classification, ``'dense'`` for the Mona-repo detection / segmentation recipes, ``'video'`` for
+V-PETL video), so the defaults reproduce the published parameter counts on each task family.
+
+Adding a backbone is adding one entry here (see ``docs/add_backbone_profile.md``).
+"""
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+SITES = ('attn', 'qkv', 'proj', 'mlp', 'fc1', 'fc2', 'norm1', 'norm2')
+
+
+@dataclass(frozen=True)
+class BackboneProfile:
+    """The anatomy of one backbone family.
+
+    Args:
+        name: Registry-style name, e.g. ``'mmdet.SwinTransformer'``.
+        classes: Dotted class paths this profile describes (subclasses match too).
+        family: Default hyper-parameter family: ``'image'``, ``'dense'`` or ``'video'``.
+        blocks: Glob (``*`` = one path component) of the block modules, in forward order.
+        sites: Abstract site -> module path relative to a block.
+        tokens: Token layout inside blocks (see the module docstring).
+        prefix_tokens: Number of leading non-patch tokens, or the backbone attribute holding it.
+        root: Path of the described module inside the built backbone (``''``: the backbone).
+        patches: Abstract site -> name of a host patch in :mod:`vpetl_mm.models.host_patches`,
+            applied to every block so that site is called as a module (hooks see it).
+    """
+    name: str
+    classes: Tuple[str, ...]
+    family: str
+    blocks: str
+    sites: Dict[str, str]
+    tokens: str
+    prefix_tokens: object = 0
+    root: str = ''
+    patches: Dict[str, str] = field(default_factory=dict)
+
+
+_SWIN_2D_SITES = dict(attn='attn', qkv='attn.w_msa.qkv', proj='attn.w_msa.proj', mlp='ffn',
+                      fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='norm1', norm2='norm2')
+_TIMM_SITES = dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp', fc1='mlp.fc1',
+                   fc2='mlp.fc2', norm1='norm1', norm2='norm2')
+
+PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
+    BackboneProfile(
+        name='mmpretrain.VisionTransformer',
+        classes=('mmpretrain.models.backbones.vision_transformer.VisionTransformer',),
+        family='image', blocks='layers.*', tokens='sequence', prefix_tokens='num_extra_tokens',
+        sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='ffn',
+                   fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
+    BackboneProfile(
+        name='mmpretrain.SwinTransformer',
+        classes=('mmpretrain.models.backbones.swin_transformer.SwinTransformer',),
+        family='image', blocks='stages.*.blocks.*', tokens='windowed', sites=_SWIN_2D_SITES),
+    BackboneProfile(
+        name='mmdet.SwinTransformer', classes=('mmdet.models.backbones.swin.SwinTransformer',),
+        family='dense', blocks='stages.*.blocks.*', tokens='windowed', sites=_SWIN_2D_SITES),
+    BackboneProfile(
+        name='mmseg.SwinTransformer', classes=('mmseg.models.backbones.swin.SwinTransformer',),
+        family='dense', blocks='stages.*.blocks.*', tokens='windowed', sites=_SWIN_2D_SITES),
+    BackboneProfile(
+        name='mmaction.VisionTransformer',
+        classes=('mmaction.models.backbones.vit_mae.VisionTransformer',),
+        family='video', blocks='blocks.*', tokens='sequence',
+        sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp',
+                   fc1='mlp.layers.0.0', fc2='mlp.layers.1', norm1='norm1', norm2='norm2'),
+        # VideoMAE adds its q/v biases with F.linear(x, qkv.weight, ...): route through qkv.
+        patches=dict(attn='videomae_attention')),
+    BackboneProfile(
+        name='mmaction.SwinTransformer3D',
+        classes=('mmaction.models.backbones.swin.SwinTransformer3D',),
+        family='video', blocks='layers.*.blocks.*', tokens='grid3d', sites=_TIMM_SITES),
+    BackboneProfile(
+        name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
+        family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
+        prefix_tokens='num_prefix_tokens', sites=_TIMM_SITES),
+)}
+
+
+def _class_names(obj: object) -> Tuple[str, ...]:
+    return tuple(f'{c.__module__}.{c.__qualname__}' for c in type(obj).__mro__)
+
+
+def find_profile(backbone: object, name: Optional[str] = None) -> BackboneProfile:
+    """Return the profile describing ``backbone``.
+
+    Args:
+        backbone: The built host backbone.
+        name: Force a profile by name instead of matching the backbone's class.
+
+    Raises:
+        KeyError: No profile describes the backbone (the message lists the supported families).
+    """
+    if name is not None:
+        if name not in PROFILES:
+            raise KeyError(f'Unknown backbone profile {name!r}. Known profiles: '
+                           f'{sorted(PROFILES)}. Add one in vpetl_mm/models/profiles.py.')
+        return PROFILES[name]
+    for profile in PROFILES.values():
+        module = backbone
+        for part in filter(None, profile.root.split('.')):
+            module = getattr(module, part, None)
+        if module is not None and set(profile.classes) & set(_class_names(module)):
+            return profile
+    raise KeyError(
+        f'No backbone profile describes {type(backbone).__module__}.{type(backbone).__name__}. '
+        f'Supported families: {sorted(PROFILES)}. Add a profile in vpetl_mm/models/profiles.py '
+        '(see docs/add_backbone_profile.md) or pass profile=<name> to PETLBackbone.')

@@ -1,0 +1,3 @@
+from .constructor import PETLOptimWrapperConstructor
+
+__all__ = ['PETLOptimWrapperConstructor']

@@ -1,0 +1,74 @@
+"""Parameter accounting with the published convention: ``Params`` = trainable backbone
+parameters, the classification head (and any neck) excluded."""
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional
+
+import torch.nn as nn
+from mmengine.model import is_model_wrapper
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if is_model_wrapper(model) else model
+
+
+def find_petl_backbone(model: nn.Module) -> Optional[nn.Module]:
+    from ..models.petl_backbone import PETLBackbone
+    for module in unwrap(model).modules():
+        if isinstance(module, PETLBackbone):
+            return module
+    return None
+
+
+def count_params(model: nn.Module) -> Dict[str, object]:
+    """Count parameters of a built model.
+
+    Returns:
+        ``backbone_trainable`` (the published Params and the PPT input), ``trainable``,
+        ``total``, and ``groups``: top-level child -> ``[trainable, total]``.
+    """
+    model = unwrap(model)
+    groups: Dict[str, List[int]] = OrderedDict()
+    for name, param in model.named_parameters():
+        group = groups.setdefault(name.split('.', 1)[0], [0, 0])
+        group[1] += param.numel()
+        group[0] += param.numel() if param.requires_grad else 0
+    backbone = getattr(model, 'backbone', None)
+    if backbone is None:  # the model *is* a backbone
+        backbone = model
+    return dict(
+        backbone_trainable=sum(p.numel() for p in backbone.parameters() if p.requires_grad),
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total=sum(p.numel() for p in model.parameters()),
+        groups={k: list(v) for k, v in groups.items()})
+
+
+def petl_tree(wrapper: nn.Module) -> str:
+    """A compact tree of where each method injected modules, blocks with equal layout merged.
+
+    Example output::
+
+        mmdet.SwinTransformer (24 blocks) + LoRA(rank=64, ...)
+          stages.{0-3}.blocks.{0-17}
+            petl_lora_qkv  LoRALinear  -> qkv  (x24, 3,080,192 params)
+    """
+    lines = [f'{wrapper.profile.name} ({len(wrapper.anatomy.blocks)} blocks) + '
+             + ' + '.join(repr(m) for m in wrapper.methods)]
+    groups: Dict[tuple, list] = OrderedDict()
+    for method in wrapper.methods:
+        for inj in method.injected:
+            key = (re.sub(r'\d+', '*', inj.path), inj.attr, type(inj.module).__name__, inj.site)
+            groups.setdefault(key, []).append(inj)
+    if not groups:
+        trainable = wrapper.num_trainable()
+        lines.append(f'  no injected modules; {trainable:,} host parameters train')
+    for (pattern, attr, kind, site), injs in groups.items():
+        numbers = [re.findall(r'\d+', inj.path) for inj in injs]
+        path = pattern
+        for column in zip(*numbers):
+            values = sorted({int(v) for v in column})
+            span = f'{{{values[0]}-{values[-1]}}}' if len(values) > 1 else str(values[0])
+            path = path.replace('*', span, 1)
+        count = sum(p.numel() for inj in injs for p in inj.module.parameters())
+        lines.append(f'  {path}.{attr}  {kind} -> {site}  (x{len(injs)}, {count:,} params)')
+    return '\n'.join(lines)
