@@ -37,7 +37,7 @@ class PETLCheckpointHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         wrapper = find_petl_backbone(runner.model)
         if self.adapter_only and wrapper is not None:
-            frozen = {n for n, p in wrapper.backbone.named_parameters() if not p.requires_grad}
+            frozen = wrapper.frozen_param_names()
             prefix = self._prefix_of(runner, wrapper)
             state = checkpoint['state_dict']
             dropped = [k for k in state if k.startswith(prefix) and k[len(prefix):] in frozen]

@@ -171,6 +171,11 @@ class PETLBackbone(BaseModule):
             method.unmerge()
 
     # -- introspection -------------------------------------------------------------------------
+    def frozen_param_names(self) -> Set[str]:
+        """Host parameter names (as in checkpoints) that do not train: what adapter-only
+        checkpoints leave out, because the pretrained init restores them."""
+        return {n for n, p in self.backbone.named_parameters() if not p.requires_grad}
+
     def num_trainable(self) -> int:
         """Trainable backbone parameters (the published ``Params`` and the PPT input)."""
         return sum(p.numel() for p in self.backbone.parameters() if p.requires_grad)

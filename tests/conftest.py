@@ -1,0 +1,59 @@
+"""Shared fixtures: build tiny PETL backbones from the registry x profile tables."""
+import copy
+import os
+import sys
+from typing import List
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import vpetl_mm  # noqa: E402,F401
+from mmengine.registry import MODELS, DefaultScope  # noqa: E402
+
+from tiny_backbones import TinyBackbone  # noqa: E402
+
+
+def build_petl(tiny: TinyBackbone, petl, seed: int = 0, profile=None, **host_overrides):
+    """Build ``PETLBackbone`` around a tiny host backbone (deterministic init)."""
+    torch.manual_seed(seed)
+    cfg = copy.deepcopy(tiny.cfg)
+    cfg.update(host_overrides)
+    wrapper_cfg = dict(type='vpetl_mm.PETLBackbone', backbone=cfg, petl=petl)
+    if profile is not None:
+        wrapper_cfg['profile'] = profile
+    with DefaultScope.overwrite_default_scope(tiny.scope):
+        return MODELS.build(wrapper_cfg)
+
+
+def build_host(tiny: TinyBackbone, seed: int = 0):
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope(tiny.scope):
+        return MODELS.build(copy.deepcopy(tiny.cfg))
+
+
+def tensors(output) -> List[torch.Tensor]:
+    """Flatten a backbone output (tensor, tuple, list, nested) into a list of tensors."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    return [t for item in output for t in tensors(item)]
+
+
+def run(model, tiny: TinyBackbone, seed: int = 1) -> List[torch.Tensor]:
+    torch.manual_seed(seed)
+    x = torch.randn(*tiny.input_shape)
+    return tensors(model(x))
+
+
+@pytest.fixture(autouse=True)
+def _quiet_mmengine_logs():
+    """Keep mmengine's per-parameter init dumps out of the test output."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)
