@@ -15,12 +15,14 @@ from mmengine.registry import MODELS, DefaultScope  # noqa: E402
 from tiny_backbones import TinyBackbone  # noqa: E402
 
 
-def build_petl(tiny: TinyBackbone, petl, seed: int = 0, profile=None, **host_overrides):
+def build_petl(tiny: TinyBackbone, petl, seed: int = 0, profile=None, trainable=(),
+               **host_overrides):
     """Build ``PETLBackbone`` around a tiny host backbone (deterministic init)."""
     torch.manual_seed(seed)
     cfg = copy.deepcopy(tiny.cfg)
     cfg.update(host_overrides)
-    wrapper_cfg = dict(type='vpetl_mm.PETLBackbone', backbone=cfg, petl=petl)
+    wrapper_cfg = dict(type='vpetl_mm.PETLBackbone', backbone=cfg, petl=petl,
+                       trainable=trainable)
     if profile is not None:
         wrapper_cfg['profile'] = profile
     with DefaultScope.overwrite_default_scope(tiny.scope):

@@ -45,14 +45,13 @@ class Adapter(BasePETLMethod):
     """
     DEFAULTS = dict(bottleneck=8, placements=('mlp', ), act='gelu', dropout=0.)
     FAMILY_DEFAULTS = dict(dense=dict(bottleneck=64, placements=('attn', 'mlp'), dropout=0.1))
-    SITES = ('proj', 'fc2')
 
     def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
         bad = [p for p in self.placements if p not in _PLACEMENT_SITE]
         if bad or not self.placements:
             raise ValueError(f'Adapter placements {list(self.placements)} are invalid; use a '
                              f'non-empty subset of {sorted(_PLACEMENT_SITE)}.')
+        anatomy.require_sites([_PLACEMENT_SITE[p] for p in self.placements], method=self.name)
 
     def inject(self, anatomy: Anatomy) -> None:
         for block in anatomy.blocks:

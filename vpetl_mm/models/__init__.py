@@ -1,6 +1,7 @@
 """The PETL backbone wrapper and the backbone anatomy it relies on."""
 from .anatomy import Anatomy, BlockRef
 from .petl_backbone import PETLBackbone
-from .profiles import PROFILES, BackboneProfile, find_profile
+from .profiles import PROFILES, BackboneProfile, find_profile, register_profile
 
-__all__ = ['Anatomy', 'BlockRef', 'PETLBackbone', 'PROFILES', 'BackboneProfile', 'find_profile']
+__all__ = ['Anatomy', 'BlockRef', 'PETLBackbone', 'PROFILES', 'BackboneProfile', 'find_profile',
+           'register_profile']

@@ -101,6 +101,18 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
 )}
 
 
+def register_profile(profile: BackboneProfile, force: bool = False) -> BackboneProfile:
+    """Add a profile to :data:`PROFILES` (``force=True`` replaces one of the same name)."""
+    unknown = set(profile.sites) - set(SITES)
+    if unknown:
+        raise ValueError(f'Profile {profile.name!r} defines unknown sites {sorted(unknown)}; '
+                         f'abstract sites are {SITES}.')
+    if profile.name in PROFILES and not force:
+        raise KeyError(f'A profile named {profile.name!r} exists; pass force=True to replace it.')
+    PROFILES[profile.name] = profile
+    return profile
+
+
 def _class_names(obj: object) -> Tuple[str, ...]:
     return tuple(f'{c.__module__}.{c.__qualname__}' for c in type(obj).__mro__)
 

@@ -1,0 +1,80 @@
+"""The worked examples in docs/ run, and pass the method contract."""
+import os.path as osp
+import re
+
+import pytest
+
+import test_contract as contract
+from conftest import TinyBackbone, build_petl
+from tiny_backbones import TINY_BACKBONES
+from vpetl_mm.models import PROFILES
+from vpetl_mm.registry import PETL_METHODS
+
+DOCS = osp.join(osp.dirname(__file__), '..', 'docs')
+
+
+def first_python_block(doc: str) -> str:
+    text = open(osp.join(DOCS, doc)).read()
+    return re.search(r'```python\n(.*?)```', text, re.S).group(1)
+
+
+@pytest.fixture(scope='module')
+def ia3():
+    exec(compile(first_python_block('add_petl_method.md'), 'add_petl_method.md', 'exec'), {})
+    yield PETL_METHODS.get('IA3')
+    PETL_METHODS._module_dict.pop('IA3')
+
+
+@pytest.mark.parametrize('tiny', TINY_BACKBONES, ids=lambda t: t.profile)
+def test_ia3_example_passes_contract(ia3, tiny):
+    for check in (contract.test_exactly_intended_parameters_train,
+                  contract.test_zero_init_keeps_base_output,
+                  contract.test_adapter_only_checkpoint_round_trip,
+                  contract.test_one_step_changes_only_trainable):
+        check('IA3', ia3, tiny)
+    if tiny.frozen_stages_key:
+        contract.test_host_train_and_frozen_stages_never_freeze_petl('IA3', ia3, tiny)
+
+
+def test_ia3_example_count_on_vit_b(ia3):
+    vit_b = TinyBackbone('mmpretrain.VisionTransformer', 'mmpretrain',
+                         dict(type='VisionTransformer', arch='b', img_size=224), ())
+    assert build_petl(vit_b, dict(type='IA3')).num_trainable() == 12 * (2 * 768 + 3072)
+
+
+MMSEG_VIT = TinyBackbone('mmseg.VisionTransformer', 'mmseg',
+                         dict(type='VisionTransformer', img_size=32, patch_size=8, embed_dims=32,
+                              num_layers=2, num_heads=2, mlp_ratio=2, out_indices=(1, )),
+                         (2, 3, 32, 32), frozen_stages_key=None)
+
+
+@pytest.fixture(scope='module')
+def mmseg_vit_profile():
+    exec(compile(first_python_block('add_backbone_profile.md'), 'add_backbone_profile.md',
+                 'exec'), {})
+    yield PROFILES['mmseg.VisionTransformer']
+    PROFILES.pop('mmseg.VisionTransformer')
+
+
+@pytest.mark.parametrize('petl', [
+    dict(type='Adapter', placements=['mlp'], bottleneck=4), dict(type='AdaptFormer', bottleneck=4),
+    dict(type='LoRA', rank=4, targets=['fc1', 'fc2']), dict(type='BitFit'), dict(type='LNTune')],
+    ids=lambda p: p['type'])
+def test_profile_example_passes_contract(mmseg_vit_profile, petl):
+    name = petl['type']
+    contract.TINY_HPARAMS_BACKUP = dict(contract.TINY_HPARAMS)
+    contract.TINY_HPARAMS[name] = {k: v for k, v in petl.items() if k != 'type'}
+    try:
+        for check in (contract.test_exactly_intended_parameters_train,
+                      contract.test_zero_init_keeps_base_output,
+                      contract.test_adapter_only_checkpoint_round_trip,
+                      contract.test_one_step_changes_only_trainable):
+            check(name, PETL_METHODS.get(name), MMSEG_VIT)
+    finally:
+        contract.TINY_HPARAMS.clear()
+        contract.TINY_HPARAMS.update(contract.TINY_HPARAMS_BACKUP)
+
+
+def test_profile_example_rejects_lora_on_qkv(mmseg_vit_profile):
+    with pytest.raises(ValueError, match=r"LoRA needs the site\(s\) \['qkv'\]"):
+        build_petl(MMSEG_VIT, dict(type='LoRA'))

@@ -1,0 +1,64 @@
+"""Default hyper-parameters reproduce the published trainable-parameter counts.
+
+Full-size backbones are built here only to count parameters (no weights, no forward pass).
+Each row gives the exact count of our definition and the published figure (millions, head
+excluded) it must match within 3%; ``None`` marks a published figure that contradicts the
+method's own definition (the method's docstring explains why).
+"""
+import pytest
+
+from conftest import TinyBackbone, build_petl
+
+VIT_B = TinyBackbone('mmpretrain.VisionTransformer', 'mmpretrain',
+                     dict(type='VisionTransformer', arch='b', img_size=224, patch_size=16), ())
+SWIN_B = TinyBackbone('mmdet.SwinTransformer', 'mmdet',
+                      dict(type='SwinTransformer', embed_dims=128, depths=[2, 2, 18, 2],
+                           num_heads=[4, 8, 16, 32], window_size=7), ())
+# VOC RetinaNet config: out_indices (1, 2, 3)
+SWIN_L = TinyBackbone('mmdet.SwinTransformer', 'mmdet',
+                      dict(type='SwinTransformer', embed_dims=192, depths=[2, 2, 18, 2],
+                           num_heads=[6, 12, 24, 48], window_size=7, out_indices=(1, 2, 3)), ())
+VIDEO_SWIN_B = TinyBackbone('mmaction.SwinTransformer3D', 'mmaction',
+                            dict(type='SwinTransformer3D', arch='base', pretrained=None,
+                                 pretrained2d=False, patch_size=(2, 4, 4),
+                                 window_size=(8, 7, 7)), ())
+VIDEOMAE_B = TinyBackbone('mmaction.VisionTransformer', 'mmaction',
+                          dict(type='VisionTransformer', img_size=224, patch_size=16,
+                               embed_dims=768, depth=12, num_heads=12, num_frames=16), ())
+
+ROWS = [
+    # backbone, method, exact count, published (M)
+    ('ViT-B/16', VIT_B, 'Full', 85_798_656, 85.8),
+    ('ViT-B/16', VIT_B, 'Adapter', 156_768, 0.16),
+    ('ViT-B/16', VIT_B, 'LoRA', 294_912, 0.29),
+    ('ViT-B/16', VIT_B, 'BitFit', 102_912, 0.10),
+    ('ViT-B/16', VIT_B, 'AdaptFormer', 156_768, 0.16),
+    ('ViT-B/16', VIT_B, 'LNTune', 38_400, None),  # not in the published tables
+    ('ViT-B/16', VIT_B, 'Frozen', 0, 0.),
+    ('Swin-B', SWIN_B, 'Full', 86_745_016, 86.75),
+    ('Swin-B', SWIN_B, 'BitFit', 201_656, 0.20),
+    ('Swin-B', SWIN_B, 'LNTune', 59_392, 0.06),
+    ('Swin-B', SWIN_B, 'Partial', 12_601_632, 12.60),
+    ('Swin-B', SWIN_B, 'Adapter', 3_107_328, 3.11),
+    ('Swin-B', SWIN_B, 'LoRA', 3_080_192, 3.03),
+    ('Swin-B', SWIN_B, 'AdaptFormer', 1_553_664, None),  # published 3.11M = Adapter's figure
+    ('Swin-L', SWIN_L, 'BitFit', 302_292, 0.30),
+    ('Swin-L', SWIN_L, 'LNTune', 88_704, 0.09),
+    ('Swin-L', SWIN_L, 'Partial', 28_339_632, 28.34),
+    ('Swin-L', SWIN_L, 'Adapter', 4_659_456, 4.66),
+    ('Swin-L', SWIN_L, 'LoRA', 4_620_288, 4.57),
+    ('Video Swin-B', VIDEO_SWIN_B, 'Full', 87_638_984, 87.64),
+    ('Video Swin-B', VIDEO_SWIN_B, 'BitFit', 1_090_376, 1.09),
+    ('Video Swin-B', VIDEO_SWIN_B, 'LoRA', 770_048, 0.75),
+    ('Video Swin-B', VIDEO_SWIN_B, 'AdaptFormer', 1_553_664, 1.56),
+    ('VideoMAE ViT-B', VIDEOMAE_B, 'AdaptFormer', 1_189_632, 1.19),
+]
+
+
+@pytest.mark.parametrize('backbone,tiny,method,exact,published', [
+    pytest.param(*row, id=f'{row[0]}-{row[2]}') for row in ROWS])
+def test_default_counts_match_published(backbone, tiny, method, exact, published):
+    count = build_petl(tiny, dict(type=method)).num_trainable()
+    assert count == exact
+    if published is not None:
+        assert count == 0 if published == 0 else abs(count / 1e6 - published) / published <= 0.03
