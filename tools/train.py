@@ -47,6 +47,10 @@ def main() -> None:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a GPU: mmengine 0.10.7 AmpOptimWrapper supports only '
+                             'gpu, npu, mlu or musa devices. Drop --amp on CPU.')
         wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper_type == 'AmpOptimWrapper':
             print('AMP is already enabled in the config.')

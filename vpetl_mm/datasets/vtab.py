@@ -48,7 +48,9 @@ class VTAB1k(BaseDataset):
                 'train800val200.txt, test.txt and images/ (the NOAH get_vtab1k.py export).')
         self.num_classes = num_classes or VTAB_TASKS.get(osp.basename(osp.normpath(data_root)))
         self.split = split
-        super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
+        # relative ann_file: mmengine joins it with data_root (a joined one would be joined twice
+        # when data_root is relative)
+        super().__init__(ann_file=SPLITS[split], data_root=data_root, **kwargs)
 
     def load_data_list(self) -> List[dict]:
         samples = []

@@ -27,14 +27,18 @@ class PPTHook(Hook):
     def __init__(self, metrics: Optional[Dict[str, float]] = None) -> None:
         self.metrics = dict(metrics or PRIMARY_METRICS)
 
-    def _add(self, runner, metrics: Optional[dict]) -> None:
+    def _add(self, runner, metrics: Optional[dict], mode: str) -> None:
         if not metrics:
             return
         params = count_params(runner.model)['backbone_trainable']
         found = False
         for key, factor in self.metrics.items():
             if key in metrics:
-                metrics[f'{key}_ppt'] = round(ppt(float(metrics[key]) / factor, params), 4)
+                value = round(ppt(float(metrics[key]) / factor, params), 4)
+                metrics[f'{key}_ppt'] = value
+                # RuntimeInfoHook (VERY_HIGH) already copied the metrics into the message hub,
+                # which is what LoggerHook logs and saves: add the PPT value there as well.
+                runner.message_hub.update_scalar(f'{mode}/{key}_ppt', value)
                 found = True
         if not found:
             print_log(f'PPTHook: none of {sorted(self.metrics)} is among the metrics '
@@ -42,7 +46,7 @@ class PPTHook(Hook):
                       logger='current', level=30)
 
     def after_val_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        self._add(runner, metrics)
+        self._add(runner, metrics, 'val')
 
     def after_test_epoch(self, runner, metrics: Optional[dict] = None) -> None:
-        self._add(runner, metrics)
+        self._add(runner, metrics, 'test')

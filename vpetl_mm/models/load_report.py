@@ -58,17 +58,21 @@ class LoadReporter:
             unexpected=sorted(offered - expected))
         self.loads_seen += 1
         self.last = report
-        # An adapter-only checkpoint offers only trainable tensors: missing frozen host
-        # tensors are then expected (they come from the pretrained init), not an error.
-        partial = bool(offered) and offered <= (self.trainable | self.petl_keys | _buffers(
-            self.backbone))
-        level = logging.WARNING if (report['host_missing'] and not partial) else logging.INFO
+        # An adapter-only checkpoint (our checkpoint hook) offers no frozen host tensor: those
+        # come from the pretrained init, so their absence is expected. A pretrained init that
+        # misses host tensors, or any load that misses *trainable* ones, is worth a warning.
+        frozen = host - self.trainable - _buffers(self.backbone)
+        adapter_only = (self.context != 'host init_weights' and bool(frozen)
+                        and not offered & frozen)
+        report['adapter_only'] = adapter_only
+        missing = set(report['host_missing']) - (frozen if adapter_only else set())
+        level = logging.WARNING if missing else logging.INFO
         lines = [f'Load report ({report["context"]}): {len(report["host_loaded"])}/{len(host)} '
                  f'host tensors and {len(report["petl_loaded"])}/{len(self.petl_keys)} PETL '
-                 'tensors loaded' + (' (adapter-only checkpoint: frozen host tensors keep '
-                                     'their pretrained values)' if partial else '') + '.']
-        if report['host_missing'] and not partial:
-            lines.append(f'  host tensors NOT in the checkpoint: {_preview(set(report["host_missing"]))}')
+                 'tensors loaded' + (' (adapter-only checkpoint: the frozen host tensors keep '
+                                     'their pretrained values)' if adapter_only else '') + '.']
+        if missing:
+            lines.append(f'  host tensors NOT in the checkpoint: {_preview(missing)}')
         if report['petl_missing']:
             lines.append(f'  PETL tensors not in the checkpoint (keep their init): '
                          f'{len(report["petl_missing"])}')
