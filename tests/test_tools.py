@@ -189,7 +189,7 @@ def _dry_train(monkeypatch, argv) -> Config:
         def train(self):
             seen['trained'] = True
 
-    monkeypatch.setattr(tool, 'Runner', FakeRunner)
+    monkeypatch.setattr('mmengine.runner.Runner', FakeRunner)  # what build_runner builds
     monkeypatch.setattr(sys, 'argv', ['tools/train.py', *argv])
     tool.main()
     assert seen.get('trained')

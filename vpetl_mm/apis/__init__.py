@@ -1,3 +1,5 @@
-from .runtime import DEFAULT_PETL_HOOKS, add_petl_hooks, setup_distributed_cpu
+from .runtime import (DEFAULT_PETL_HOOKS, add_common_args, add_petl_hooks, build_runner,
+                      load_config, setup_distributed_cpu)
 
-__all__ = ['DEFAULT_PETL_HOOKS', 'add_petl_hooks', 'setup_distributed_cpu']
+__all__ = ['DEFAULT_PETL_HOOKS', 'add_common_args', 'add_petl_hooks', 'build_runner',
+           'load_config', 'setup_distributed_cpu']

@@ -1,10 +1,12 @@
 """Runtime set-up shared by ``tools/train.py`` and ``tools/test.py``."""
+import argparse
 import os
-from typing import List
+import os.path as osp
+from typing import List, Optional
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 DEFAULT_PETL_HOOKS: List[dict] = [
@@ -53,3 +55,39 @@ def setup_distributed_cpu(cfg: Config, launcher: str) -> Config:
     print_log(f'CPU distributed run: gloo backend, rank {os.environ.get("RANK")} of '
               f'{os.environ.get("WORLD_SIZE")}.', logger='current')
     return cfg
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The flags ``tools/train.py`` and ``tools/test.py`` share (OpenMMLab names)."""
+    parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and results')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config options, key=value pairs (xxx=yyy)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(path: str, args: argparse.Namespace,
+                load_from: Optional[str] = None) -> Config:
+    """Load ``path`` with the common flags applied: options, work dir, launcher."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(path)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    if load_from is not None:
+        cfg.load_from = load_from
+    return cfg
+
+
+def build_runner(cfg: Config):
+    """Add the PETL hooks, set up CPU distribution if needed, and build the Runner."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    add_petl_hooks(cfg)
+    setup_distributed_cpu(cfg, cfg.launcher)
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
