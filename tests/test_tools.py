@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(__file__))
 
-from test_runner_cls_video import (PY, REPO, VIDEO_CFG, VIT_CFG, check_adapter_only,  # noqa
+from runner_utils import (PY, REPO, VIDEO_CFG, VIT_CFG, check_adapter_only,  # noqa
                                    expected_ppt, host_backbone, latest_scalars, run_tool,
                                    train, vtab_options, write_tiny_vtab)
 
