@@ -47,6 +47,14 @@ def test_mmpretrain_vit_lora_vtab_train_and_resume(tmp_path):
     val = [s for s in latest_scalars(work) if 'accuracy/top1' in s]
     assert val and val[-1]['step'] == 9 and 'accuracy/top1_ppt' in val[-1]
 
+    # load_from an adapter-only checkpoint starts a new run (iteration 0) from its tensors
+    new = str(tmp_path / 'finetune_again')
+    out = train(VIT_CFG, new, opts + ['train_cfg.max_iters=2',
+                                      f'load_from={osp.join(work, "iter_9.pth")}'])
+    assert re.search(r'Load report \(checkpoint load\): 0/\d+ host tensors and 6/6 PETL tensors '
+                     r'loaded \(adapter-only checkpoint', out)
+    assert 'resumed' not in out and re.search(r'Iter\(train\) \[\s*1/2\]', out)
+
 
 def test_mmaction_videomae_lora_rawframes_train_and_resume(tmp_path):
     root = str(tmp_path / 'rawframes_data')
