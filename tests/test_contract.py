@@ -17,7 +17,8 @@ from tiny_backbones import TINY_BACKBONES
 from vpetl_mm.registry import PETL_METHODS
 
 METHODS = sorted({cls.__name__: cls for cls in PETL_METHODS.module_dict.values()}.items())
-TINY_HPARAMS = dict(LoRA=dict(rank=4), Adapter=dict(bottleneck=4), AdaptFormer=dict(bottleneck=4))
+TINY_HPARAMS = dict(LoRA=dict(rank=4), Adapter=dict(bottleneck=4), AdaptFormer=dict(bottleneck=4),
+                   Mona=dict(bottleneck=8), LoRand=dict(mid=8, kernel=2), E3VA=dict(rank=4))
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 
 
@@ -47,7 +48,16 @@ def petl_cfg(name):
 
 
 CASES = [pytest.param(name, cls, tiny, id=f'{name}-{tiny.profile}')
-         for name, cls in METHODS for tiny in TINY_BACKBONES]
+         for name, cls in METHODS for tiny in TINY_BACKBONES if cls.supports(tiny.profile)]
+UNSUPPORTED = [pytest.param(name, tiny, id=f'{name}-{tiny.profile}')
+               for name, cls in METHODS for tiny in TINY_BACKBONES
+               if not cls.supports(tiny.profile)]
+
+
+@pytest.mark.parametrize('name,tiny', UNSUPPORTED)
+def test_unsupported_profile_is_a_clear_error(name, tiny):
+    with pytest.raises(ValueError, match=f'{name} is not supported on .{tiny.profile}. '):
+        build_petl(tiny, petl_cfg(name))
 
 
 @pytest.mark.parametrize('name,cls,tiny', CASES)
@@ -100,6 +110,22 @@ def test_adapter_only_checkpoint_round_trip(name, cls, tiny):
         for a, b in zip(run(trained, tiny), run(fresh, tiny)):
             torch.testing.assert_close(a, b)
         for a, b in zip(run(trained, tiny), run(copy.deepcopy(trained), tiny)):  # EMA copies
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('name,cls,tiny', [c for c in CASES if c.values[0] != 'Frozen'])
+def test_deep_copy_runs_on_its_own_parameters(name, cls, tiny):
+    # EMA hooks deep-copy the model: hooks must follow the copy, not the original's modules
+    original = build_petl(tiny, petl_cfg(name)).eval()
+    with torch.no_grad():
+        before = run(original, tiny)
+        ema = copy.deepcopy(original)
+        _perturb_trainable(ema)
+        reference = build_petl(tiny, petl_cfg(name)).eval()
+        reference.load_state_dict(ema.state_dict())
+        for a, b in zip(run(ema, tiny), run(reference, tiny)):
+            torch.testing.assert_close(a, b)
+        for a, b in zip(run(original, tiny), before):
             torch.testing.assert_close(a, b)
 
 

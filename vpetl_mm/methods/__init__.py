@@ -3,11 +3,14 @@ from .adapter import Adapter
 from .adaptformer import AdaptFormer
 from .base import BasePETLMethod, Injection
 from .bitfit import BitFit
+from .e3va import E3VA
 from .frozen import Frozen
 from .full import Full
 from .ln_tune import LNTune
 from .lora import LoRA
+from .lorand import LoRand
+from .mona import Mona
 from .partial import Partial
 
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
-           'LoRA', 'Adapter', 'AdaptFormer']
+           'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA']

@@ -11,6 +11,15 @@ from .layers import Bottleneck
 _PLACEMENT_SITE = dict(attn='proj', mlp='fc2')
 
 
+def placement_sites(placements, method: str):
+    """Sites of sequential-adapter placements; ``ValueError`` naming the fix if invalid."""
+    bad = [p for p in placements if p not in _PLACEMENT_SITE]
+    if bad or not placements:
+        raise ValueError(f'{method} placements {list(placements)} are invalid; use a '
+                         f'non-empty subset of {sorted(_PLACEMENT_SITE)}.')
+    return [_PLACEMENT_SITE[p] for p in placements]
+
+
 class _SequentialAdapter(Bottleneck):
     def hook(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
         return self(output)
@@ -47,11 +56,7 @@ class Adapter(BasePETLMethod):
     FAMILY_DEFAULTS = dict(dense=dict(bottleneck=64, placements=('attn', 'mlp'), dropout=0.1))
 
     def check(self, anatomy: Anatomy) -> None:
-        bad = [p for p in self.placements if p not in _PLACEMENT_SITE]
-        if bad or not self.placements:
-            raise ValueError(f'Adapter placements {list(self.placements)} are invalid; use a '
-                             f'non-empty subset of {sorted(_PLACEMENT_SITE)}.')
-        anatomy.require_sites([_PLACEMENT_SITE[p] for p in self.placements], method=self.name)
+        anatomy.require_sites(placement_sites(self.placements, self.name), method=self.name)
 
     def inject(self, anatomy: Anatomy) -> None:
         for block in anatomy.blocks:

@@ -9,8 +9,9 @@ abstract sites (``qkv``, ``fc2``, ``norm2`` ...) of each block. It may
 
 Its own initialisation (:meth:`init_weights`) runs after the host's ``init_weights``.
 """
+import contextlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, List, Optional, Set, Tuple
+from typing import Any, ClassVar, ContextManager, Dict, List, Optional, Set, Tuple
 
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
@@ -28,7 +29,7 @@ class Injection:
 
     @property
     def name(self) -> str:
-        return f'{self.path}.{self.attr}'
+        return f'{self.path}.{self.attr}' if self.path else self.attr
 
 
 class BasePETLMethod:
@@ -45,6 +46,9 @@ class BasePETLMethod:
         MERGEABLE: Whether :meth:`merge` folds the method into the frozen weights.
         TRAINS_ALL: Whether the whole backbone trains (full fine-tuning).
         SITES: Abstract sites the method needs in every block.
+        PROFILES: Names of the backbone profiles the method supports (empty: all of them).
+        DETACHES_BACKBONE: The backbone runs without autograd (side-network methods such as
+            E3VA); such a method cannot be combined with others that train inside it.
     """
     DEFAULTS: ClassVar[Dict[str, Any]] = {}
     FAMILY_DEFAULTS: ClassVar[Dict[str, Dict[str, Any]]] = {}
@@ -52,6 +56,8 @@ class BasePETLMethod:
     MERGEABLE: ClassVar[bool] = False
     TRAINS_ALL: ClassVar[bool] = False
     SITES: ClassVar[Tuple[str, ...]] = ()
+    PROFILES: ClassVar[Tuple[str, ...]] = ()
+    DETACHES_BACKBONE: ClassVar[bool] = False
 
     def __init__(self, family: str = 'image', **hparams: Any) -> None:
         unknown = set(hparams) - set(self.DEFAULTS)
@@ -76,9 +82,17 @@ class BasePETLMethod:
         args = ', '.join(f'{k}={v!r}' for k, v in self.hparams.items())
         return f'{self.name}({args})'
 
+    @classmethod
+    def supports(cls, profile: str) -> bool:
+        """Whether the method runs on backbones of the named profile."""
+        return not cls.PROFILES or profile in cls.PROFILES
+
     # -- what a method overrides -------------------------------------------------------------
     def check(self, anatomy: Anatomy) -> None:
         """Raise ``ValueError`` (naming the fix) if the method cannot run on this backbone."""
+        if not self.supports(anatomy.profile.name):
+            raise ValueError(f'{self.name} is not supported on {anatomy.profile.name!r} '
+                             f'backbones; it runs on {list(self.PROFILES)}.')
         anatomy.require_sites(self.SITES, method=self.name)
 
     def inject(self, anatomy: Anatomy) -> None:
@@ -93,6 +107,14 @@ class BasePETLMethod:
         for injection in self.injected:
             if hasattr(injection.module, 'reset_parameters'):
                 injection.module.reset_parameters()
+
+    def forward_context(self) -> ContextManager:
+        """Context the host backbone's forward runs in (e.g. ``torch.no_grad()``)."""
+        return contextlib.nullcontext()
+
+    def transform_output(self, output: Any) -> Any:
+        """Post-process the host backbone's output (outside :meth:`forward_context`)."""
+        return output
 
     def merge(self) -> None:
         raise TypeError(f'{self.name} cannot be merged into the backbone weights.')

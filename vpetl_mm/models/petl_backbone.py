@@ -1,4 +1,5 @@
 """``PETLBackbone``: apply PETL methods to any supported OpenMMLab backbone, by config."""
+import contextlib
 import re
 from typing import Dict, List, Optional, Sequence, Set, Union
 
@@ -89,6 +90,11 @@ class PETLBackbone(BaseModule):
         if len(methods) > 1 and any(m.TRAINS_ALL for m in methods):
             raise ValueError('Full trains the whole backbone; combining it with other PETL '
                              f'methods ({[m.name for m in methods]}) is contradictory.')
+        if len(methods) > 1 and any(m.DETACHES_BACKBONE for m in methods):
+            raise ValueError(f'{[m.name for m in methods if m.DETACHES_BACKBONE]} run the '
+                             'backbone without autograd, so the other methods in petl=[...] '
+                             f'({[m.name for m in methods]}) would get no gradient. Use one '
+                             'method.')
         return methods
 
     def _check_host_options(self) -> None:
@@ -114,6 +120,9 @@ class PETLBackbone(BaseModule):
                 self.anatomy)
             for inj in method.injected:
                 names |= {f'{inj.name}.{n}' for n, _ in inj.module.named_parameters()}
+        if extra and any(m.DETACHES_BACKBONE for m in self.methods):
+            raise ValueError(f'trainable={list(extra)} cannot train: the method runs the '
+                             'backbone without autograd. Remove trainable=.')
         for pattern in extra:
             hits = {n for n in all_names if re.search(pattern, n)}
             if not hits:
@@ -151,7 +160,13 @@ class PETLBackbone(BaseModule):
         self._is_init = True
 
     def forward(self, *args, **kwargs):
-        return self.backbone(*args, **kwargs)
+        with contextlib.ExitStack() as stack:
+            for method in self.methods:
+                stack.enter_context(method.forward_context())
+            output = self.backbone(*args, **kwargs)
+        for method in self.methods:
+            output = method.transform_output(output)
+        return output
 
     def __getattr__(self, name: str):
         # Host code reads backbone attributes (out_indices, num_features, ...): forward them.

@@ -48,6 +48,8 @@ class BackboneProfile:
         root: Path of the described module inside the built backbone (``''``: the backbone).
         patches: Abstract site -> name of a host patch in :mod:`vpetl_mm.models.host_patches`,
             applied to every block so that site is called as a module (hooks see it).
+        grid: For ``'sequence'`` layouts: path of the patch-embedding convolution whose output
+            shape gives the token grid ``(H, W)`` or ``(T, H, W)`` (spatial methods need it).
     """
     name: str
     classes: Tuple[str, ...]
@@ -58,6 +60,7 @@ class BackboneProfile:
     prefix_tokens: object = 0
     root: str = ''
     patches: Dict[str, str] = field(default_factory=dict)
+    grid: str = ''
 
 
 _SWIN_2D_SITES = dict(attn='attn', qkv='attn.w_msa.qkv', proj='attn.w_msa.proj', mlp='ffn',
@@ -70,6 +73,7 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         name='mmpretrain.VisionTransformer',
         classes=('mmpretrain.models.backbones.vision_transformer.VisionTransformer',),
         family='image', blocks='layers.*', tokens='sequence', prefix_tokens='num_extra_tokens',
+        grid='patch_embed.projection',
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='ffn',
                    fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
     BackboneProfile(
@@ -85,7 +89,7 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
     BackboneProfile(
         name='mmaction.VisionTransformer',
         classes=('mmaction.models.backbones.vit_mae.VisionTransformer',),
-        family='video', blocks='blocks.*', tokens='sequence',
+        family='video', blocks='blocks.*', tokens='sequence', grid='patch_embed.projection',
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp',
                    fc1='mlp.layers.0.0', fc2='mlp.layers.1', norm1='norm1', norm2='norm2'),
         # VideoMAE adds its q/v biases with F.linear(x, qkv.weight, ...): route through qkv.
@@ -97,7 +101,7 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
     BackboneProfile(
         name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
         family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
-        prefix_tokens='num_prefix_tokens', sites=_TIMM_SITES),
+        prefix_tokens='num_prefix_tokens', grid='timm_model.patch_embed.proj', sites=_TIMM_SITES),
 )}
 
 

@@ -1,0 +1,136 @@
+"""E3VA (Yin et al., ACM MM 2024): adapters on a gradient highway beside a no-grad backbone."""
+from collections import OrderedDict
+from functools import partial
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..models.anatomy import Anatomy
+from ..registry import PETL_METHODS
+from .base import BasePETLMethod, Injection
+from .layers import Bottleneck
+
+Tensor = torch.Tensor
+
+
+class _HighwayState:
+    """Per-forward highway features: the running sum of the current stage, and each finished
+    stage's ``(features, hw_shape)``."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.h: Optional[Tensor] = None
+        self.stages: Dict[int, Tuple[Tensor, Tuple[int, int]]] = {}
+
+    def add(self, branch: Tensor) -> None:
+        self.h = branch if self.h is None else self.h + branch
+
+
+@PETL_METHODS.register_module()
+class E3VA(BasePETLMethod):
+    """Parameter-, memory- and time-efficient adapters for hierarchical dense backbones.
+
+    The frozen backbone runs under ``torch.no_grad()``: no activation is kept for backward and
+    no gradient enters it. Beside it, a *gradient highway* collects, in every block, two
+    parallel low-rank adapters reading the (detached) outputs of the window attention and of
+    the MLP, ``h += A_attn(attn_out) + A_mlp(mlp_out)``. At each stage end the highway is
+    downsampled by the backbone's own (frozen) patch merging, so the downsampling is inherited
+    from the backbone, and it starts the next stage. Before the neck, each output feature map
+    gets its stage's highway through a trainable LayerNorm: ``out_i + LN_i(h_i)``. Only the
+    highway trains, so backward touches adapters, norms and the neck/head alone.
+
+    There is no public E3VA code; this follows the paper's description (openmmlab.md section 2)
+    and chooses, where it is silent:
+
+    * adapters ``up(gelu(down(x)))`` of rank r (down C->r, up r->C, with biases);
+    * the LayerNorms start with zero weight and bias (the output starts equal to the frozen
+      backbone's), while the adapters start random so the norms receive gradient at once;
+    * r = 24, which gives ``2*(49*C + 24)`` per block + ``2*C_i`` per output stage: Swin-B
+      1,184,128 (published 1.20M), Swin-L 1,775,232 on RetinaNet's out_indices (1, 2, 3) and
+      1,775,616 on UperNet's (published 1.79M).
+
+    Args:
+        rank: Width r of the low-rank adapters.
+        act: Activation name.
+        dropout: Dropout inside the adapters.
+
+    Examples:
+        >>> model = dict(backbone=dict(type='vpetl_mm.PETLBackbone',
+        ...                            backbone=dict(type='SwinTransformer', embed_dims=128),
+        ...                            petl=dict(type='E3VA', rank=24)))
+    """
+    DEFAULTS = dict(rank=24, act='gelu', dropout=0.)
+    SITES = ('attn', 'fc2')
+    PROFILES = ('mmdet.SwinTransformer', 'mmseg.SwinTransformer')
+    ZERO_INIT = True
+    DETACHES_BACKBONE = True
+
+    def inject(self, anatomy: Anatomy) -> None:
+        self.state = _HighwayState()
+        backbone = anatomy.backbone
+        stages: 'OrderedDict[str, List]' = OrderedDict()
+        for block in anatomy.blocks:
+            stages.setdefault(block.path.rsplit('.blocks.', 1)[0], []).append(block)
+            for placement, site in (('attn', 'attn'), ('mlp', 'fc2')):
+                adapter = Bottleneck(block.dim, self.rank, self.act, self.dropout,
+                                     residual=False)
+                self.attach(block, placement, adapter)
+                self.hook(anatomy.site(block, site), partial(self._read, adapter))
+        self.stage_modules = [anatomy._get(backbone, path) for path in stages]
+        for index, stage in enumerate(self.stage_modules):
+            self.hook(stage, partial(self._stage_start, index), pre=True)
+            self.hook(stage, partial(self._stage_end, index))
+        self.out_indices = tuple(backbone.out_indices)
+        self.norms = nn.ModuleDict()
+        for i in self.out_indices:
+            self.norms[str(i)] = nn.LayerNorm(stages[list(stages)[i]][0].dim)
+        # the norms belong to the highway, not to a block: register them on the backbone
+        backbone.add_module('petl_e3va_norms', self.norms)
+        self.injected.append(Injection('', 'petl_e3va_norms', 'output', self.norms))
+        self.init_weights()
+
+    # -- hooks: they run inside the no-grad host forward and re-enable autograd. Partials of
+    # bound methods, not closures, so deep copies (EMA models) rebind them to the copy.
+    def _read(self, adapter: Bottleneck, module: nn.Module, args, output: Tensor) -> None:
+        with torch.enable_grad():
+            self.state.add(adapter.branch(output.detach()))
+
+    def _stage_start(self, index: int, module: nn.Module, args) -> None:
+        if index == 0:
+            self.state.reset()
+            return
+        h, hw = self.state.stages[index - 1]
+        with torch.enable_grad():  # the backbone's own patch merging, frozen
+            self.state.h = self.stage_modules[index - 1].downsample(h, hw)[0]
+
+    def _stage_end(self, index: int, module: nn.Module, args, output) -> None:
+        self.state.stages[index] = (self.state.h, tuple(args[1]))
+        self.state.h = None
+
+    # -- the wrapper's entry points ----------------------------------------------------------
+    def forward_context(self):
+        self.state.reset()
+        return torch.no_grad()
+
+    def transform_output(self, output: Any) -> Any:
+        fused = []
+        for feature, i in zip(output, self.out_indices):
+            h, (H, W) = self.state.stages[i]
+            h = self.norms[str(i)](h)
+            fused.append(feature + h.view(h.shape[0], H, W, -1).permute(0, 3, 1, 2))
+        self.state.reset()  # drop the graph references; backward keeps what it needs
+        return type(output)(fused) if isinstance(output, (list, tuple)) else fused
+
+    def init_weights(self) -> None:
+        for injection in self.injected:
+            if isinstance(injection.module, Bottleneck):
+                injection.module.reset_parameters()
+                # random up-projection: the zero-initialised norms gate the output instead
+                nn.init.kaiming_uniform_(injection.module.up.weight, a=5 ** .5)
+        for norm in self.norms.values():
+            nn.init.zeros_(norm.weight)
+            nn.init.zeros_(norm.bias)
+
