@@ -4,7 +4,6 @@ import torch
 import torch.nn.functional as F
 
 from conftest import build_petl
-from test_param_counts import SWIN_B, SWIN_L
 from tiny_backbones import TINY_BACKBONES
 
 TINY = {t.profile: t for t in TINY_BACKBONES}
@@ -75,13 +74,3 @@ def test_lorand_synthesis_and_forward():
     torch.testing.assert_close(module(h), expected)
     C, m, a, b = 16, 8, 3, 2
     assert sum(p.numel() for p in module.parameters()) == a * (2 * C * b + b * b + 2 * b * m) + m + C
-
-
-@pytest.mark.parametrize('tiny,method,exact', [
-    (SWIN_B, 'Mona', 2 * (133 * 12032 + 9728 * 24)),
-    (SWIN_L, 'Mona', 5_267_712),  # the Mona release's Swin-L training log
-    (SWIN_B, 'LoRand', 901_632),
-    (SWIN_L, 'LoRand', 1_298_688),
-])
-def test_mona_lorand_counts_follow_their_formulas(tiny, method, exact):
-    assert build_petl(tiny, dict(type=method)).num_trainable() == exact

@@ -42,11 +42,19 @@ ROWS = [
     ('Swin-B', SWIN_B, 'Adapter', 3_107_328, 3.11),
     ('Swin-B', SWIN_B, 'LoRA', 3_080_192, 3.03),
     ('Swin-B', SWIN_B, 'AdaptFormer', 1_553_664, None),  # published 3.11M = Adapter's figure
+    ('Swin-B', SWIN_B, 'Mona', 3_667_456, None),  # 133*C + 9,728 per module; table: 4.16M
+    ('Swin-B', SWIN_B, 'LoRand', 901_632, None),  # see LoRand's docstring; table: 1.20M
+    ('Swin-B', SWIN_B, 'E3VA', 1_184_128, 1.20),
+    ('Swin-L', SWIN_L, 'Full', 194_997_780, 198.58),  # + norm0 = 194,998,164, the Mona log's
     ('Swin-L', SWIN_L, 'BitFit', 302_292, 0.30),
     ('Swin-L', SWIN_L, 'LNTune', 88_704, 0.09),
     ('Swin-L', SWIN_L, 'Partial', 28_339_632, 28.34),
     ('Swin-L', SWIN_L, 'Adapter', 4_659_456, 4.66),
     ('Swin-L', SWIN_L, 'LoRA', 4_620_288, 4.57),
+    ('Swin-L', SWIN_L, 'AdaptFormer', 2_329_728, None),  # = the Mona log; table: 4.66M
+    ('Swin-L', SWIN_L, 'LoRand', 1_298_688, 1.31),
+    ('Swin-L', SWIN_L, 'E3VA', 1_775_232, 1.79),
+    ('Swin-L', SWIN_L, 'Mona', 5_267_712, None),  # = the Mona log; table: 5.08M
     ('Video Swin-B', VIDEO_SWIN_B, 'Full', 87_638_984, 87.64),
     ('Video Swin-B', VIDEO_SWIN_B, 'BitFit', 1_090_376, 1.09),
     ('Video Swin-B', VIDEO_SWIN_B, 'LoRA', 770_048, 0.75),
