@@ -70,5 +70,6 @@ def petl_tree(wrapper: nn.Module) -> str:
             span = f'{{{values[0]}-{values[-1]}}}' if len(values) > 1 else str(values[0])
             path = path.replace('*', span, 1)
         count = sum(p.numel() for inj in injs for p in inj.module.parameters())
-        lines.append(f'  {path}.{attr}  {kind} -> {site}  (x{len(injs)}, {count:,} params)')
+        lines.append(f'  {path + "." if path else ""}{attr}  {kind} -> {site}  '
+                     f'(x{len(injs)}, {count:,} params)')
     return '\n'.join(lines)
