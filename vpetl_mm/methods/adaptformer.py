@@ -43,7 +43,7 @@ class AdaptFormer(BasePETLMethod):
       175,200; the published figure matches the count without it.
     * video: m = 64, ReLU, s = 0.1, no dropout: ViT-B ``12*(2*768*64+64+768)`` = 1,189,632
       (1.19M); Video Swin-B 1.55M (published 1.56M).
-    * dense (Mona repo): m = 64, GELU, dropout 0.1, s = 0.1, one per block: 1,551,616 on
+    * dense (Mona repo): m = 64, GELU, dropout 0.1, s = 0.1, one per block: 1,553,664 on
       Swin-B and 2,329,728 on Swin-L, which is what the Mona training log prints for Swin-L.
       The benchmark table's 3.11M / 4.66M are the Adapter's two-per-block figures; they
       contradict this definition and the log, so we do not reproduce them.

@@ -1,0 +1,5 @@
+# E3VA (defaults: rank 24, a gradient highway beside the no-grad backbone)
+# on Mask R-CNN Swin-B IN-22K, COCO, 1x.
+_base_ = '../_base_/dense/mask-rcnn_swin-b_coco.py'
+
+model = dict(backbone=dict(petl=dict(_delete_=True, type='E3VA')))

@@ -1,0 +1,5 @@
+# LN-Tune (backbone LayerNorms)
+# on Cascade Mask R-CNN Swin-B IN-22K, COCO, 3x; published box / mask AP 48.0 / 41.4 (V-PETL Bench).
+_base_ = '../_base_/dense/cascade-mask-rcnn_swin-b_coco-3x.py'
+
+model = dict(backbone=dict(petl=dict(_delete_=True, type='LNTune')))

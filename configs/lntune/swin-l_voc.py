@@ -1,0 +1,5 @@
+# LN-Tune (backbone LayerNorms)
+# on RetinaNet Swin-L IN-22K, VOC07+12; published AP50 85.8 (V-PETL Bench).
+_base_ = '../_base_/dense/retinanet_swin-l_voc0712.py'
+
+model = dict(backbone=dict(petl=dict(_delete_=True, type='LNTune')))

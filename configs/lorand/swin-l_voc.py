@@ -1,0 +1,5 @@
+# LoRand (defaults: 2 branches, kernel 8, bottleneck 64)
+# on RetinaNet Swin-L IN-22K, VOC07+12; published AP50 86.8 (V-PETL Bench).
+_base_ = '../_base_/dense/retinanet_swin-l_voc0712.py'
+
+model = dict(backbone=dict(petl=dict(_delete_=True, type='LoRand')))

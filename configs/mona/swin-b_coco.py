@@ -1,0 +1,5 @@
+# Mona (defaults: two per block, bottleneck 64)
+# on Mask R-CNN Swin-B IN-22K, COCO, 1x.
+_base_ = '../_base_/dense/mask-rcnn_swin-b_coco.py'
+
+model = dict(backbone=dict(petl=dict(_delete_=True, type='Mona')))

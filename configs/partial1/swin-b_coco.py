@@ -1,0 +1,5 @@
+# Partial-1 (the last Swin block; Partial's default k=1)
+# on Mask R-CNN Swin-B IN-22K, COCO, 1x.
+_base_ = '../_base_/dense/mask-rcnn_swin-b_coco.py'
+
+model = dict(backbone=dict(petl=dict(_delete_=True, type='Partial')))
