@@ -25,6 +25,7 @@ def load(wrapper, state, context=None):
             wrapper.load_state_dict(state, strict=False)  # through the wrapper, as load_from
     finally:
         logger.removeHandler(handler)
+    load.records = records
     report = [r for r in records if r.getMessage().startswith('Load report')]
     assert len(report) == 1
     return wrapper.load_reporter.last, report[0]
@@ -68,3 +69,13 @@ def test_full_checkpoint_missing_tensors_warns():
     partial = dict(list(full.state_dict().items())[:5])
     report, record = load(full, partial)
     assert not report['adapter_only'] and record.levelno == logging.WARNING
+
+
+def test_checkpoint_with_nothing_for_the_backbone_warns(lora):
+    # e.g. Microsoft's {'model': ...} Swin file given as load_from: not adapter-only, just empty
+    host = {k: v for k, v in lora.state_dict().items() if 'petl_' not in k}
+    report, _ = load(lora, {f'model.{k}': v for k, v in host.items()})
+    assert not report['adapter_only']
+    (warning, ) = [r for r in load.records if r.getMessage().startswith('Nothing loaded')]
+    assert warning.levelno == logging.WARNING and "init_cfg=dict(type='Pretrained'" in \
+        warning.getMessage()

@@ -62,11 +62,20 @@ class LoadReporter:
         # come from the pretrained init, so their absence is expected. A pretrained init that
         # misses host tensors, or any load that misses *trainable* ones, is worth a warning.
         frozen = host - self.trainable - _buffers(self.backbone)
+        own = self.petl_keys | self.trainable  # what an adapter-only checkpoint holds
         adapter_only = (self.context != 'host init_weights' and bool(frozen)
-                        and not offered & frozen)
+                        and not offered & frozen and (bool(offered & own) or not own))
         report['adapter_only'] = adapter_only
         missing = set(report['host_missing']) - (frozen if adapter_only else set())
         level = logging.WARNING if missing else logging.INFO
+        if not offered & expected and own:
+            # e.g. Microsoft's {'model': ...} Swin file given as load_from: mmengine only
+            # unpacks 'state_dict', so the backbone is offered nothing it knows
+            print_log(f'Nothing loaded into the backbone ({report["context"]}): the checkpoint '
+                      'holds no tensor of it. A pretrained file whose '
+                      "weights sit under another key (e.g. {'model': ...}) belongs in the host "
+                      "backbone's init_cfg=dict(type='Pretrained', checkpoint=...), not in "
+                      'load_from.', logger='current', level=logging.WARNING)
         lines = [f'Load report ({report["context"]}): {len(report["host_loaded"])}/{len(host)} '
                  f'host tensors and {len(report["petl_loaded"])}/{len(self.petl_keys)} PETL '
                  'tensors loaded' + (' (adapter-only checkpoint: the frozen host tensors keep '
