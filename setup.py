@@ -29,8 +29,9 @@ setup(
     extras_require={
         'det': ['mmdet==3.3.0'],
         'seg': ['mmsegmentation==1.2.2', 'ftfy', 'regex'],  # mmseg needs ftfy/regex undeclared
-        'action': ['mmaction2==1.2.0'],
-        'all': ['mmdet==3.3.0', 'mmsegmentation==1.2.2', 'ftfy', 'regex', 'mmaction2==1.2.0'],
+        'action': ['mmaction2==1.2.0', 'decord>=0.6.0'],  # decord: docs/video.md
+        'all': ['mmdet==3.3.0', 'mmsegmentation==1.2.2', 'ftfy', 'regex', 'mmaction2==1.2.0',
+                'decord>=0.6.0'],
         'demo': ['scikit-learn', 'matplotlib'],
         'tests': ['pytest', 'scikit-learn', 'matplotlib', 'pycocotools'],
     },
