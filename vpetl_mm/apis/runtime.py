@@ -14,6 +14,8 @@ DEFAULT_PETL_HOOKS: List[dict] = [
     dict(type='vpetl_mm.PETLReportHook'),
     dict(type='vpetl_mm.EfficiencyHook'),
     dict(type='vpetl_mm.PPTHook'),
+    # load_from of a plain backbone file ({'model': ...}, e.g. the VideoMAE pretrain)
+    dict(type='vpetl_mm.PretrainedLoadFromHook'),
 ]
 
 

@@ -30,6 +30,7 @@ and fits the window-size dependent tensors to the host. For mmdet, the ``Pretrai
 """
 import logging
 import os.path as osp
+import pickle
 import re
 import types
 from typing import Dict, List, Optional, Set, Tuple
@@ -213,9 +214,22 @@ def load_weights_only(path: str) -> dict:
 
     Remote URIs go through mmengine's ``CheckpointLoader``, which relies on torch's default
     (weights-only since torch 2.6); local files pass ``weights_only=True`` explicitly.
+
+    Raises:
+        ValueError: The file pickles objects besides tensors (e.g. the ``args`` Namespace of the
+            original VideoMAE checkpoints); the message says how to re-save its weights.
     """
     if osp.isfile(osp.expanduser(path)):
-        return torch.load(osp.expanduser(path), map_location='cpu', weights_only=True)
+        try:
+            return torch.load(osp.expanduser(path), map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise ValueError(
+                f'{path} holds pickled Python objects besides tensors, which weights-only '
+                'loading refuses (loading them could run arbitrary code). If you trust the '
+                'file, keep only its weights once: python -c "import torch; c = torch.load('
+                f"'{path}', weights_only=False); torch.save({{'model': c.get('model', c)}}, "
+                f"'{path}.weights.pth')\" and point the config at {path}.weights.pth. "
+                f'({str(err).splitlines()[0]})') from None
     return CheckpointLoader.load_checkpoint(path, map_location='cpu')
 
 
