@@ -64,12 +64,18 @@ def test_method_unsupported_on_profile():
     (dict(type='Partial', k=9), {}, r'Partial k=9 must be in \[1, 4\]'),
     (dict(type='Adapter', placements=['ffn']), {}, r"placements \['ffn'\] are invalid"),
     (dict(type='AdaptFormer'), dict(with_cp=True), r'with_cp=False'),
+    (dict(type='LoRA'), dict(with_cp=True), r'reentrant activation checkpointing'),
     ([], {}, r'petl=\[\] applies no method'),
 ], ids=['full+frozen_stages', 'full+lora', 'duplicate', 'lora-targets', 'partial-k',
-        'adapter-placement', 'adaptformer+with_cp', 'empty'])
+        'adapter-placement', 'adaptformer+with_cp', 'lora+with_cp', 'empty'])
 def test_conflicting_options(petl, host, match):
     with pytest.raises((ValueError, TypeError), match=match):
         build_petl(SWIN_DET, petl, **host)
+
+
+@pytest.mark.parametrize('petl', [dict(type='Full'), dict(type='Frozen')])
+def test_with_cp_is_fine_when_nothing_inside_blocks_is_petl(petl):
+    assert build_petl(SWIN_DET, petl, with_cp=True).anatomy.uses_reentrant_checkpointing()
 
 
 def test_wrapper_init_cfg_points_to_the_backbone():

@@ -59,7 +59,13 @@ ROWS = [
     ('Video Swin-B', VIDEO_SWIN_B, 'BitFit', 1_090_376, 1.09),
     ('Video Swin-B', VIDEO_SWIN_B, 'LoRA', 770_048, 0.75),
     ('Video Swin-B', VIDEO_SWIN_B, 'AdaptFormer', 1_553_664, 1.56),
+    ('Video Swin-B', VIDEO_SWIN_B, 'Frozen', 0, 0.),
+    ('Video Swin-B', VIDEO_SWIN_B, 'BAPAT', 6_201_088, 6.18),
+    ('Video Swin-B', VIDEO_SWIN_B, 'PrefixTuning', 4_888_064, None),  # table 6.37M: docs/video.md
+    ('VideoMAE ViT-B', VIDEOMAE_B, 'Full', 86_227_200, 85.97),  # fc_norm included
+    ('VideoMAE ViT-B', VIDEOMAE_B, 'Frozen', 0, 0.),
     ('VideoMAE ViT-B', VIDEOMAE_B, 'AdaptFormer', 1_189_632, 1.19),
+    ('VideoMAE ViT-B', VIDEOMAE_B, 'BAPAT', 2_074_368, 2.06),
 ]
 
 

@@ -1,6 +1,7 @@
 """PETL methods: one small module each, registered once in ``PETL_METHODS``."""
 from .adapter import Adapter
 from .adaptformer import AdaptFormer
+from .bapat import BAPAT
 from .base import BasePETLMethod, Injection
 from .bitfit import BitFit
 from .e3va import E3VA
@@ -11,6 +12,8 @@ from .lora import LoRA
 from .lorand import LoRand
 from .mona import Mona
 from .partial import Partial
+from .prefix import PrefixTuning
 
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
-           'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA']
+           'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
+           'PrefixTuning']

@@ -29,6 +29,10 @@ class _ParallelAdapter(Bottleneck):
         out, self.pending = output + self.pending, None
         return out
 
+    def add_parallel(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        """``input='mlp'``: the MLP's own input feeds the branch, added to the MLP output."""
+        return output + self.branch(args[0])
+
 
 @PETL_METHODS.register_module()
 class AdaptFormer(BasePETLMethod):
@@ -48,27 +52,43 @@ class AdaptFormer(BasePETLMethod):
       The benchmark table's 3.11M / 4.66M are the Adapter's two-per-block figures; they
       contradict this definition and the log, so we do not reproduce them.
 
+    Input: ``'residual'`` (default) reads the residual stream entering ``norm2`` and adds the
+    branch after the MLP's drop-path, as the AdaptFormer ViT code; ``'mlp'`` reads the MLP
+    input (already normalised) and adds the branch to the MLP output, as the V-PETL Video Swin
+    code (its default on ``mmaction.SwinTransformer3D``). Both have the same parameters.
+
     Args:
         bottleneck: Hidden width m.
         scale: Fixed scale s of the branch.
         act: Activation name.
         dropout: Dropout after the activation.
         layer_norm: Add a trainable LayerNorm on the adapter input.
+        input: ``'residual'`` or ``'mlp'`` (see above).
 
     Examples:
         >>> petl = dict(type='AdaptFormer', bottleneck=64, scale=0.1)
     """
-    DEFAULTS = dict(bottleneck=8, scale=1., act='relu', dropout=0.1, layer_norm=False)
+    DEFAULTS = dict(bottleneck=8, scale=1., act='relu', dropout=0.1, layer_norm=False,
+                    input='residual')
     FAMILY_DEFAULTS = dict(
         video=dict(bottleneck=64, scale=0.1, dropout=0.),
         dense=dict(bottleneck=64, scale=0.1, act='gelu', dropout=0.1))
-    SITES = ('norm2', )
-    NEEDS_CAPTURE = True
+    PROFILE_DEFAULTS = {'mmaction.SwinTransformer3D': dict(input='mlp')}
+    SITES = ('norm2', 'mlp')
+
+    def check(self, anatomy: Anatomy) -> None:
+        super().check(anatomy)
+        if self.input not in ('residual', 'mlp'):
+            raise ValueError(f"{self.name} input={self.input!r}: use 'residual' (the stream "
+                             "entering norm2) or 'mlp' (the MLP input).")
 
     def inject(self, anatomy: Anatomy) -> None:
         for block in anatomy.blocks:
             adapter = _ParallelAdapter(block.dim, self.bottleneck, self.act, self.dropout,
                                        self.scale, self.layer_norm, residual=False)
             self.attach(block, 'mlp', adapter)
-            self.hook(anatomy.site(block, 'norm2'), adapter.capture, pre=True)
-            self.hook(block.module, adapter.add)
+            if self.input == 'mlp':
+                self.hook(anatomy.site(block, 'mlp'), adapter.add_parallel)
+            else:
+                self.hook(anatomy.site(block, 'norm2'), adapter.capture, pre=True)
+                self.hook(block.module, adapter.add)

@@ -36,12 +36,14 @@ class BasePETLMethod:
     """Base class of PETL methods.
 
     Hyper-parameters are keyword arguments. Unset ones (``None``) take the value of
-    ``FAMILY_DEFAULTS[family]`` (the task family of the backbone profile), then of ``DEFAULTS``,
-    so defaults reproduce each task family's published parameter counts.
+    ``PROFILE_DEFAULTS[profile]`` (the backbone profile), then ``FAMILY_DEFAULTS[family]`` (its
+    task family), then ``DEFAULTS``, so defaults reproduce each published parameter count.
 
     Class attributes:
         DEFAULTS: Hyper-parameter defaults shared by all families (also the allowed names).
         FAMILY_DEFAULTS: Per-family overrides: ``{'image': {...}, 'dense': {...}, 'video': {...}}``.
+        PROFILE_DEFAULTS: Per-profile overrides (``{'mmaction.VisionTransformer': {...}}``),
+            where one family's backbones were published with different settings.
         ZERO_INIT: Whether the backbone output is unchanged at step 0 (the contract tests check).
         MERGEABLE: Whether :meth:`merge` folds the method into the frozen weights.
         TRAINS_ALL: Whether the whole backbone trains (full fine-tuning).
@@ -52,6 +54,7 @@ class BasePETLMethod:
     """
     DEFAULTS: ClassVar[Dict[str, Any]] = {}
     FAMILY_DEFAULTS: ClassVar[Dict[str, Dict[str, Any]]] = {}
+    PROFILE_DEFAULTS: ClassVar[Dict[str, Dict[str, Any]]] = {}
     ZERO_INIT: ClassVar[bool] = True
     MERGEABLE: ClassVar[bool] = False
     TRAINS_ALL: ClassVar[bool] = False
@@ -59,13 +62,15 @@ class BasePETLMethod:
     PROFILES: ClassVar[Tuple[str, ...]] = ()
     DETACHES_BACKBONE: ClassVar[bool] = False
 
-    def __init__(self, family: str = 'image', **hparams: Any) -> None:
+    def __init__(self, family: str = 'image', profile: Optional[str] = None,
+                 **hparams: Any) -> None:
         unknown = set(hparams) - set(self.DEFAULTS)
         if unknown:
             raise TypeError(f'{self.name} got unknown option(s) {sorted(unknown)}; '
                             f'its options are {sorted(self.DEFAULTS)}.')
         resolved = dict(self.DEFAULTS)
         resolved.update(self.FAMILY_DEFAULTS.get(family, {}))
+        resolved.update(self.PROFILE_DEFAULTS.get(profile, {}))
         resolved.update({k: v for k, v in hparams.items() if v is not None})
         self.family = family
         self.hparams: Dict[str, Any] = resolved

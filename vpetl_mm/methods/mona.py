@@ -110,7 +110,6 @@ class Mona(BasePETLMethod):
     DEFAULTS = dict(bottleneck=64, dropout=0.1, gamma_init=1e-6, placements=_PLACEMENTS)
     SITES = ('norm2', )
     ZERO_INIT = False
-    NEEDS_CAPTURE = True
 
     def check(self, anatomy: Anatomy) -> None:
         super().check(anatomy)

@@ -42,7 +42,8 @@ class Anatomy:
             self.blocks.append(BlockRef(index, path, block, self._dim(block)))
         for site, patch in profile.patches.items():
             for block in self.blocks:
-                apply_host_patch(self.site(block, site), patch)
+                apply_host_patch(block.module if site == 'block' else self.site(block, site),
+                                 patch)
 
     def _dim(self, block: nn.Module) -> int:
         norm = self._get(block, self.profile.sites.get('norm1', ''))
@@ -79,9 +80,15 @@ class Anatomy:
                              f'supported on it. Profiles with these sites: see vpetl_mm/models/'
                              f'profiles.py.')
 
-    def uses_checkpointing(self) -> bool:
-        """Whether blocks run under activation checkpointing (``with_cp``-style flags)."""
+    def uses_reentrant_checkpointing(self) -> bool:
+        """Whether blocks run under reentrant activation checkpointing (``with_cp``-style flags).
+
+        Blocks whose forward is a non-reentrant host patch (``swin3d_block``) do not count:
+        hooks and frozen inputs are safe there.
+        """
         flags = [getattr(self.backbone, 'with_cp', False),
                  getattr(self._get(self.backbone, self.profile.root), 'grad_checkpointing', False)]
         flags += [getattr(b.module, 'with_cp', False) for b in self.blocks]
-        return any(bool(f) for f in flags)
+        safe = all(getattr(getattr(b.module.forward, '__func__', None), 'non_reentrant', False)
+                   for b in self.blocks)
+        return any(bool(f) for f in flags) and not safe

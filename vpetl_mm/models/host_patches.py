@@ -3,17 +3,43 @@
 A patch is applied per instance (never to the host class) and only where a profile names it.
 """
 import types
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+
+def extra_kv(attn: nn.Module, batch: int) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """Extra keys and values that PETL modules attached to ``attn`` contribute (prefixes).
+
+    Providers are kept in ``attn._petl_kv`` (a plain list, not child modules: they are already
+    registered in their blocks); each returns ``(k, v)`` of shape ``(heads, L, head_dim)``,
+    broadcast here to every sequence (or window) of the batch.
+    """
+    providers = getattr(attn, '_petl_kv', None)
+    if not providers:
+        return None
+    pairs = [p.key_values() for p in providers]
+    k = torch.cat([kv[0] for kv in pairs], dim=1)
+    v = torch.cat([kv[1] for kv in pairs], dim=1)
+    return k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)
+
+
+def _with_extra_kv(k: torch.Tensor, v: torch.Tensor, extra: Optional[Tuple[torch.Tensor, torch.Tensor]]):
+    if extra is None:
+        return k, v, 0
+    k_x, v_x = extra[0].to(k.dtype), extra[1].to(v.dtype)
+    return torch.cat((k_x, k), dim=2), torch.cat((v_x, v), dim=2), k_x.shape[2]
 
 
 def _videomae_attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """mmaction2 VideoMAE ``Attention.forward`` with the qkv projection called as a module.
 
     The host computes ``F.linear(x, self.qkv.weight, cat(q_bias, 0, v_bias))``, which bypasses
-    ``self.qkv`` (and any hook on it). ``self.qkv(x) + bias`` is the same arithmetic.
+    ``self.qkv`` (and any hook on it). ``self.qkv(x) + bias`` is the same arithmetic. Prefix
+    keys / values (:func:`extra_kv`) are prepended when a method provides them.
     """
     B, N, _ = x.shape
     qkv = self.qkv(x)
@@ -21,12 +47,65 @@ def _videomae_attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tenso
         qkv = qkv + torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
     qkv = qkv.reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
     q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+    k, v, _ = _with_extra_kv(k, v, extra_kv(self, B))
     attn = self.attn_drop((q @ k.transpose(-2, -1)).softmax(dim=-1))
     x = (attn @ v).transpose(1, 2).reshape(B, N, -1)
     return self.proj_drop(self.proj(x))
 
 
-HOST_PATCHES: Dict[str, Callable] = dict(videomae_attention=_videomae_attention_forward)
+def _swin3d_window_attention_forward(self: nn.Module, x: torch.Tensor,
+                                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """mmaction2 ``WindowAttention3D.forward`` that accepts prefix keys / values.
+
+    Prefix columns get no relative-position bias and no shift mask (they belong to no window
+    position): both are padded with zeros. Without prefixes this is the host's arithmetic.
+    """
+    B_, N, C = x.shape
+    qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+    k, v, n_extra = _with_extra_kv(k, v, extra_kv(self, B_))
+    attn = q @ k.transpose(-2, -1)
+    bias = self.relative_position_bias_table[self.relative_position_index[:N, :N].reshape(-1)]
+    bias = bias.reshape(N, N, -1).permute(2, 0, 1)
+    if n_extra:
+        bias = F.pad(bias, (n_extra, 0))
+        mask = None if mask is None else F.pad(mask, (n_extra, 0))
+    attn = attn + bias.unsqueeze(0)
+    if mask is not None:
+        nW = mask.shape[0]
+        attn = attn.view(B_ // nW, nW, self.num_heads, N, N + n_extra) + mask[None, :, None]
+        attn = attn.view(-1, self.num_heads, N, N + n_extra)
+    attn = self.attn_drop(self.softmax(attn))
+    x = (attn @ v).transpose(1, 2).reshape(B_, N, C)
+    return self.proj_drop(self.proj(x))
+
+
+def _swin3d_block_forward(self: nn.Module, x: torch.Tensor,
+                          mask_matrix: torch.Tensor) -> torch.Tensor:
+    """mmaction2 ``SwinTransformerBlock3D.forward`` with non-reentrant checkpointing.
+
+    The host calls ``torch.utils.checkpoint.checkpoint`` in reentrant mode, whose output needs
+    no gradient when its *input* needs none: behind a frozen patch embedding that is every
+    block, so PETL parameters inside would silently get no gradient. Non-reentrant mode tracks
+    parameters too (and re-runs forward hooks during recomputation, which PETL hooks allow).
+    """
+    checkpointed = self.with_cp and torch.is_grad_enabled()
+    if checkpointed:
+        y = checkpoint(self.forward_part1, x, mask_matrix, use_reentrant=False)
+    else:
+        y = self.forward_part1(x, mask_matrix)
+    x = x + self.drop_path(y)
+    if checkpointed:
+        return x + checkpoint(self.forward_part2, x, use_reentrant=False)
+    return x + self.forward_part2(x)
+
+
+_swin3d_block_forward.non_reentrant = True  # Anatomy.uses_reentrant_checkpointing reads it
+
+HOST_PATCHES: Dict[str, Callable] = dict(
+    videomae_attention=_videomae_attention_forward,
+    swin3d_window_attention=_swin3d_window_attention_forward,
+    swin3d_block=_swin3d_block_forward)
 
 
 def apply_host_patch(module: nn.Module, patch: str) -> None:

@@ -7,7 +7,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ..compat.swin_weights import install_weight_converters
+from ..compat.weights import install_weight_converters
 from ..registry import MODELS, PETL_METHODS
 from .anatomy import Anatomy
 from .load_report import LoadReporter
@@ -62,6 +62,7 @@ class PETLBackbone(BaseModule):
             method.inject(self.anatomy)
         self.trainable_names = self._resolve_trainable(trainable)
         self.apply_trainability()
+        self._check_checkpointing()
         self._register_state_dict_hook(_strip_inner_prefix)
         self._register_load_state_dict_pre_hook(_add_inner_prefix)
         # Before the reporter: its pre-hook must see the converted (host-named) keys.
@@ -89,6 +90,7 @@ class PETLBackbone(BaseModule):
             seen.add(cls)
             cfg['type'] = cls
             cfg.setdefault('family', self.profile.family)
+            cfg.setdefault('profile', self.profile.name)
             methods.append(PETL_METHODS.build(cfg))
         if len(methods) > 1 and any(m.TRAINS_ALL for m in methods):
             raise ValueError('Full trains the whole backbone; combining it with other PETL '
@@ -108,12 +110,20 @@ class PETLBackbone(BaseModule):
                 f'Conflicting options: frozen_stages={frozen_stages} freezes part of the backbone '
                 'but petl=Full trains all of it. Set frozen_stages=-1 (PETLBackbone owns '
                 'freezing) or choose Partial/another method.')
-        if any(getattr(m, 'NEEDS_CAPTURE', False) for m in self.methods) \
-                and self.anatomy.uses_checkpointing():
-            names = [m.name for m in self.methods if getattr(m, 'NEEDS_CAPTURE', False)]
-            raise ValueError(f'{names} read the residual stream across a checkpointed region; '
-                             'with activation checkpointing (with_cp=True) their adapters would '
-                             'get no gradient. Set with_cp=False on the backbone.')
+    def _check_checkpointing(self) -> None:
+        # Reentrant checkpointing gives no gradient to parameters inside a checkpointed block
+        # whose input needs none: behind a frozen stem, that is every PETL parameter there.
+        if not self.anatomy.uses_reentrant_checkpointing() or any(
+                m.TRAINS_ALL or m.DETACHES_BACKBONE for m in self.methods):
+            return
+        inside = [f'{b.path}.{n}' for b in self.anatomy.blocks
+                  for n, p in b.module.named_parameters() if p.requires_grad]
+        if inside:
+            raise ValueError(f'{[m.name for m in self.methods]} train parameters inside blocks '
+                             f'that run under reentrant activation checkpointing (with_cp=True), '
+                             f'e.g. {inside[0]}; they would get no gradient. Set with_cp=False '
+                             'on the backbone (vpetl_mm makes with_cp safe only for mmaction2 '
+                             'SwinTransformer3D).')
 
     def _resolve_trainable(self, extra: Sequence[str]) -> Set[str]:
         all_names = [n for n, _ in self.backbone.named_parameters()]

@@ -46,10 +46,13 @@ class BackboneProfile:
         tokens: Token layout inside blocks (see the module docstring).
         prefix_tokens: Number of leading non-patch tokens, or the backbone attribute holding it.
         root: Path of the described module inside the built backbone (``''``: the backbone).
-        patches: Abstract site -> name of a host patch in :mod:`vpetl_mm.models.host_patches`,
-            applied to every block so that site is called as a module (hooks see it).
+        patches: Abstract site (or ``'block'``: the block itself) -> name of a host patch in
+            :mod:`vpetl_mm.models.host_patches`, applied to every block (output-identical
+            re-implementations that expose a site to hooks or fix a host limitation).
         grid: For ``'sequence'`` layouts: path of the patch-embedding convolution whose output
             shape gives the token grid ``(H, W)`` or ``(T, H, W)`` (spatial methods need it).
+        kv_attention: Name of a host patch of the ``attn`` site that accepts extra keys and
+            values (:func:`~vpetl_mm.models.host_patches.extra_kv`); prefix methods need it.
     """
     name: str
     classes: Tuple[str, ...]
@@ -61,6 +64,7 @@ class BackboneProfile:
     root: str = ''
     patches: Dict[str, str] = field(default_factory=dict)
     grid: str = ''
+    kv_attention: str = ''
 
 
 _SWIN_2D_SITES = dict(attn='attn', qkv='attn.w_msa.qkv', proj='attn.w_msa.proj', mlp='ffn',
@@ -93,11 +97,13 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp',
                    fc1='mlp.layers.0.0', fc2='mlp.layers.1', norm1='norm1', norm2='norm2'),
         # VideoMAE adds its q/v biases with F.linear(x, qkv.weight, ...): route through qkv.
-        patches=dict(attn='videomae_attention')),
+        patches=dict(attn='videomae_attention'), kv_attention='videomae_attention'),
     BackboneProfile(
         name='mmaction.SwinTransformer3D',
         classes=('mmaction.models.backbones.swin.SwinTransformer3D',),
-        family='video', blocks='layers.*.blocks.*', tokens='grid3d', sites=_TIMM_SITES),
+        family='video', blocks='layers.*.blocks.*', tokens='grid3d', sites=_TIMM_SITES,
+        # The host checkpoints blocks in reentrant mode (no PETL gradients): see the patch.
+        patches=dict(block='swin3d_block'), kv_attention='swin3d_window_attention'),
     BackboneProfile(
         name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
         family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
