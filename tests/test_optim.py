@@ -95,3 +95,30 @@ def test_mmaction_swin_constructor_as_host():
 def test_unknown_petl_option():
     with pytest.raises(ValueError, match=r"Unknown paramwise_cfg.petl option\(s\) \['lr'\]"):
         build_optimizer(dict(type='LoRA'), dict(petl=dict(lr=1.)))
+
+
+def test_timm_cosine_lr_matches_timm_per_epoch():
+    """vpetl_mm.TimmCosineLR (the image recipe) gives timm CosineLRScheduler's lr every epoch."""
+    import torch
+    from mmengine.registry import PARAM_SCHEDULERS, DefaultScope
+    from timm.scheduler import CosineLRScheduler
+
+    kwargs = dict(t_initial=20, warmup_t=4, warmup_lr_init=1e-6, lr_min=1e-5)
+    ours = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=0.01)
+    theirs = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=0.01)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        scheduler = PARAM_SCHEDULERS.build(dict(type='vpetl_mm.TimmCosineLR', optimizer=ours,
+                                                by_epoch=True, **kwargs))
+    reference = CosineLRScheduler(theirs, **kwargs)
+    lrs = []
+    for epoch in range(24):  # past t_initial: both stay at lr_min
+        lrs.append(ours.param_groups[0]['lr'])
+        assert lrs[-1] == pytest.approx(theirs.param_groups[0]['lr'], rel=1e-12), epoch
+        ours.step()
+        scheduler.step()
+        reference.step(epoch + 1)
+    assert lrs[0] == pytest.approx(1e-6) and lrs[-1] == pytest.approx(1e-5)
+    assert lrs[4] < 0.01  # the cosine is not restarted at the base lr after the warm-up
+    with pytest.raises(ValueError, match='0 <= warmup_t < t_initial'):
+        PARAM_SCHEDULERS.build(dict(type='vpetl_mm.TimmCosineLR', optimizer=ours,
+                                    t_initial=5, warmup_t=5))

@@ -15,6 +15,7 @@ from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='vpetl_mm', locations=['vpetl_mm.models'])
@@ -26,4 +27,6 @@ METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='vpetl_mm',
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
                                       parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope='vpetl_mm',
                                       locations=['vpetl_mm.optim'])
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS,
+                            scope='vpetl_mm', locations=['vpetl_mm.optim'])
 PETL_METHODS = Registry('petl method', scope='vpetl_mm', locations=['vpetl_mm.methods'])

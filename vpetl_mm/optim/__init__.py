@@ -1,3 +1,4 @@
 from .constructor import PETLOptimWrapperConstructor
+from .scheduler import TimmCosineLR
 
-__all__ = ['PETLOptimWrapperConstructor']
+__all__ = ['PETLOptimWrapperConstructor', 'TimmCosineLR']
