@@ -1,8 +1,10 @@
 """Shared fixtures: build tiny PETL backbones from the registry x profile tables."""
+import contextlib
 import copy
+import logging
 import os
 import sys
-from typing import List
+from typing import Iterator, List
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 
 import vpetl_mm  # noqa: E402,F401
+from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.registry import MODELS, DefaultScope  # noqa: E402
 
 from tiny_backbones import TinyBackbone  # noqa: E402
@@ -27,6 +30,21 @@ def build_petl(tiny: TinyBackbone, petl, seed: int = 0, profile=None, trainable=
         wrapper_cfg['profile'] = profile
     with DefaultScope.overwrite_default_scope(tiny.scope):
         return MODELS.build(wrapper_cfg)
+
+
+@contextlib.contextmanager
+def captured() -> Iterator[List[logging.LogRecord]]:
+    """The records mmengine's current logger emits inside the block (INFO and above)."""
+    logger = MMLogger.get_current_instance()
+    records: List[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # the log-level fixture below restores the level afterwards
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 
 
 def build_host(tiny: TinyBackbone, seed: int = 0):

@@ -5,21 +5,19 @@ library (Microsoft's PatchMerging concatenation order, Microsoft's relative-posi
 the PatchMerging order is checked against a re-implementation of Microsoft's forward, so the
 tests prove the semantics, not only that conversion and inversion agree.
 """
-import contextlib
 import dataclasses
 import logging
 import pickle
 import re
-from typing import Dict, Iterator, List
+from typing import Dict
 
 import pytest
 import torch
 import torch.nn as nn
 from mmdet.models.backbones.swin import swin_converter
-from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 
-from conftest import build_host, build_petl, run
+from conftest import build_host, build_petl, captured, run
 from tiny_backbones import TINY_BACKBONES
 from vpetl_mm.compat.swin_weights import (convert_microsoft_swin, detect_swin_layout,
                                           interpolate_bias_table)
@@ -88,20 +86,6 @@ def source_host(tiny, **overrides) -> nn.Module:
             param.normal_()
     host.eval()  # mm Swin's train() returns None
     return host
-
-
-@contextlib.contextmanager
-def captured() -> Iterator[List[logging.LogRecord]]:
-    logger = MMLogger.get_current_instance()
-    records: List[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)  # the conftest fixture restores the level afterwards
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 def pretrained(tiny, petl, path, **overrides):

@@ -6,22 +6,19 @@ mmaction2 names independently of the library. Every file is loaded through the h
 ``init_cfg=dict(type='Pretrained')`` and through a Runner-style ``load_from`` of a whole
 Recognizer3D; every backbone tensor must then equal the reference.
 """
-import contextlib
 import copy
 import dataclasses
-import logging
 import re
 from types import SimpleNamespace
-from typing import Dict, Iterator, List
+from typing import Dict, List
 
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
-from conftest import build_host, build_petl, run
+from conftest import build_host, build_petl, captured, run
 from tiny_backbones import TINY_BACKBONES
 from vpetl_mm.compat.video_weights import (ADAPTFORMER, FINETUNE, MMACTION, PRETRAIN,
                                            PretrainedLoadFromHook, convert_videomae,
@@ -115,28 +112,12 @@ NOT_LOADED = {PRETRAIN: sorted([f'decoder.blocks.{i}.{n}' for i in range(2) for 
 
 
 # -- helpers ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def captured() -> Iterator[List[str]]:
-    logger = MMLogger.get_current_instance()
-    records: List[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)  # the conftest fixture restores the level afterwards
-    messages: List[str] = []
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        messages.extend(r.getMessage() for r in records)
-
-
 def pretrained(tiny, path, petl=PETL, **overrides):
     wrapper = build_petl(tiny, petl, seed=7, init_cfg=dict(type='Pretrained', checkpoint=str(path)),
                          **overrides)
-    with captured() as messages:
+    with captured() as records:
         wrapper.init_weights()
-    return wrapper.eval(), messages
+    return wrapper.eval(), [r.getMessage() for r in records]
 
 
 def recognizer(tiny, **overrides):
@@ -155,13 +136,13 @@ def recognizer(tiny, **overrides):
 
 def runner_load_from(model, path, hook=True) -> List[str]:
     """What ``Runner.load_checkpoint`` does for ``load_from``, with the hook in custom_hooks."""
-    with captured() as messages:
+    with captured() as records:
         checkpoint = _load_checkpoint(str(path), map_location='cpu')
         if hook:
             PretrainedLoadFromHook().after_load_checkpoint(SimpleNamespace(model=model),
                                                            checkpoint)
         _load_checkpoint_to_model(model, checkpoint, strict=False)
-    return messages
+    return [r.getMessage() for r in records]
 
 
 def petl_state(wrapper) -> Dict[str, torch.Tensor]:
