@@ -33,3 +33,12 @@ def test_plot_is_written(tmp_path):
     plot_accuracy_vs_params([MethodResult('A', 90., 0), MethodResult('B', 95., 10_000)],
                             str(path))
     assert path.stat().st_size > 1000
+
+
+def test_seed_mean_and_std_with_the_protocol_named():
+    rows = [MethodResult('LoRA', 72.5, 294_912, top1_std=0.4, protocol='default (x)'),
+            MethodResult('BitFit', 70., 102_912, top1_std=1.25, protocol='legacy (y)')]
+    md = to_markdown(rows)
+    assert '72.50 ± 0.40' in md and '70.00 ± 1.25' in md
+    assert md.endswith('Protocol: default (x); legacy (y).')
+    assert 'Protocol' not in to_markdown([MethodResult('A', 1., 0)])

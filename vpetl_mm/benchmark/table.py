@@ -39,6 +39,10 @@ class MethodResult:
         peak_mem_mb: Peak memory during training (CUDA peak allocated, or process peak RSS on
             CPU), in MB.
         time_per_iter_ms: Median training time per iteration in ms.
+        top1_std: Standard deviation of ``top1`` over seeds (``top1`` is then their mean);
+            shown as ``mean ± std``.
+        protocol: The protocol label of the numbers (``protocol_record.json``'s ``label``);
+            :func:`to_markdown` names it under the table.
     """
     method: str
     top1: float
@@ -46,6 +50,8 @@ class MethodResult:
     ppt: Optional[float] = None
     peak_mem_mb: Optional[float] = None
     time_per_iter_ms: Optional[float] = None
+    top1_std: Optional[float] = None
+    protocol: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.ppt is None:
@@ -84,6 +90,19 @@ def load_result(method: str, work_dir: str, metrics_file: Optional[str] = None,
                         time_per_iter_ms=1e3 * float(eff['time_per_iter_s']))
 
 
+def load_seeds_result(method: str, summary_file: str, params: int) -> MethodResult:
+    """A row from ``tools/train.py --seeds`` (``protocol_summary.json``): mean ± std of top-1.
+
+    Args:
+        method: Display name of the row.
+        summary_file: The ``protocol_summary.json`` of the run.
+        params: Trainable backbone parameters (``tools/analysis/params.py``).
+    """
+    summary = _read_json(summary_file)
+    return MethodResult(method=method, top1=float(summary['mean']), params=int(params),
+                        top1_std=float(summary['std']), protocol=summary['label'])
+
+
 def _fmt(value: Optional[float], digits: int) -> str:
     return '-' if value is None else f'{value:.{digits}f}'
 
@@ -105,7 +124,8 @@ def to_rows(results: Sequence[MethodResult], params_unit: str = 'M') -> List[Lis
     header[2] = 'Params' if params_unit == 'raw' else f'Params ({params_unit})'
     rows = [header]
     for r in results:
-        rows.append([r.method, _fmt(r.top1, 2), _fmt_params(r.params, params_unit),
+        top1 = _fmt(r.top1, 2) + ('' if r.top1_std is None else f' ± {r.top1_std:.2f}')
+        rows.append([r.method, top1, _fmt_params(r.params, params_unit),
                      _fmt(r.ppt, 4), _fmt(r.peak_mem_mb, 0), _fmt(r.time_per_iter_ms, 1)])
     return rows
 
@@ -122,7 +142,11 @@ def to_markdown(results: Sequence[MethodResult], params_unit: str = 'M') -> str:
 
     sep = '|' + '|'.join([':' + '-' * (widths[0] + 1)] +
                          ['-' * (w + 1) + ':' for w in widths[1:]]) + '|'
-    return '\n'.join([line(rows[0]), sep] + [line(r) for r in rows[1:]])
+    table = '\n'.join([line(rows[0]), sep] + [line(r) for r in rows[1:]])
+    protocols = sorted({r.protocol for r in results if r.protocol})
+    if protocols:  # numbers of different protocols are not comparable: say which is which
+        table += '\n\nProtocol: ' + '; '.join(protocols) + '.'
+    return table
 
 
 def plot_accuracy_vs_params(results: Sequence[MethodResult], path: str,

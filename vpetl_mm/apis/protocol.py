@@ -1,0 +1,190 @@
+"""Train/select/test protocols for the image benchmarks (VTAB-1k, FGVC), run through the Runner.
+
+``default`` (fair; what the benchmark tables report unless labelled otherwise):
+
+1. **Select.** For each candidate learning rate ``lr * s`` (``s`` in ``lr_scales``, the table
+   value first), train on ``train`` (VTAB: train800) for the full schedule and evaluate top-1 on
+   ``val`` (val200) once, after the last epoch. The candidate with the highest val top-1 wins;
+   ties go to the earlier candidate (so the table value wins a tie).
+2. **Retrain** with the selected lr on ``trainval`` (train800val200; FGVC: train + val) for the
+   same schedule, then evaluate on ``test`` once, after the last epoch. That test top-1 is the
+   reported number. The test set is never seen before this single evaluation.
+
+``legacy`` reproduces the reference code (V-PETL Bench): train on ``trainval`` with the table lr,
+evaluate on ``test`` every ``val_interval`` epochs, report the best of those evaluations. The
+test set thus selects the epoch: numbers are comparable with the published tables but optimistic,
+and every record and table labels them ``legacy``.
+
+Each run writes ``protocol_record.json`` in its work dir (protocol, seed, candidates, val scores,
+selection, the reported metric, the stage work dirs). :func:`run_seeds` repeats a protocol over
+several seeds (one sub-folder each) and writes ``protocol_summary.json``: the per-seed values,
+their mean and sample standard deviation (n - 1), which the benchmark tables report.
+"""
+import copy
+import json
+import os
+import statistics
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence
+
+from mmengine.config import Config
+from mmengine.hooks import Hook
+
+from ..registry import HOOKS
+
+PROTOCOLS = ('default', 'legacy')
+DEFAULT_LR_SCALES = (1.0, 0.5, 2.0)
+METRIC = 'accuracy/top1'
+
+
+@HOOKS.register_module()
+class MetricRecorderHook(Hook):
+    """Keeps every validation and test metric dict of a run, in order (``self.records``)."""
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self.records: List[dict] = []
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        self.records.append(dict(mode='val', epoch=runner.epoch, **(metrics or {})))
+
+    def after_test_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        self.records.append(dict(mode='test', epoch=runner.epoch, **(metrics or {})))
+
+
+def _set_split(cfg: Config, loader: str, split: str) -> None:
+    dataset = cfg[loader]['dataset']
+    if 'split' not in dataset:
+        raise ValueError(f'The {PROTOCOLS} protocols switch {loader}.dataset.split, but the '
+                         f'config\'s dataset ({dataset.get("type")}) has no split option. Use '
+                         'vpetl_mm.VTAB1k or vpetl_mm.FGVC, or run without --protocol.')
+    dataset['split'] = split
+
+
+def stage_config(cfg: Config, stage: str, work_dir: str, seed: int,
+                 lr: Optional[float] = None) -> Config:
+    """The config of one protocol stage: ``'select'``, ``'final'`` or ``'legacy'``."""
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'{stage}_{osp.basename(work_dir)}_seed{seed}'
+    cfg.randomness = dict(cfg.get('randomness', None) or {}, seed=seed)
+    if lr is not None:
+        cfg.optim_wrapper.optimizer.lr = lr
+    max_epochs = cfg.train_cfg.get('max_epochs')
+    if stage == 'legacy':
+        _set_split(cfg, 'train_dataloader', 'trainval')
+        _set_split(cfg, 'val_dataloader', 'test')
+        return cfg
+    _set_split(cfg, 'train_dataloader', 'train' if stage == 'select' else 'trainval')
+    _set_split(cfg, 'val_dataloader', 'val')
+    _set_split(cfg, 'test_dataloader', 'test')
+    # no evaluation during training: one evaluation after the last epoch (runner.val / test)
+    interval = max_epochs if max_epochs is not None else cfg.train_cfg.get('max_iters')
+    cfg.train_cfg['val_begin'] = interval + 1
+    cfg.train_cfg['val_interval'] = interval + 1
+    checkpoint = cfg.default_hooks.get('checkpoint')
+    if checkpoint is not None and checkpoint.get('save_best'):
+        checkpoint['save_best'] = None  # nothing is validated during training
+    return cfg
+
+
+def _metric(records: Sequence[dict], mode: str) -> List[float]:
+    values = [r[METRIC] for r in records if r['mode'] == mode and METRIC in r]
+    if not values:
+        raise RuntimeError(f'The {mode} loop reported no {METRIC!r}: the protocols need '
+                           "mmpretrain's Accuracy evaluator (val_evaluator / test_evaluator).")
+    return values
+
+
+def run_protocol(cfg: Config, protocol: str, build_runner: Callable, seed: int = 0,
+                 lr_scales: Sequence[float] = DEFAULT_LR_SCALES) -> dict:
+    """Run ``protocol`` on ``cfg`` (its ``work_dir`` holds one folder per stage).
+
+    Args:
+        cfg: A loaded benchmark config (dataset with ``split``, Accuracy evaluators).
+        protocol: ``'default'`` or ``'legacy'`` (see the module docstring).
+        build_runner: Builds a Runner from a config (:func:`vpetl_mm.apis.build_runner`).
+        seed: Random seed of every stage (recorded).
+        lr_scales: Candidate multipliers of the config's lr for the selection stage.
+
+    Returns:
+        The record also written to ``<work_dir>/protocol_record.json``.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f'Unknown protocol {protocol!r}; choose one of {PROTOCOLS}.')
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    root = cfg.work_dir
+    os.makedirs(root, exist_ok=True)
+
+    audit: List[dict] = []  # what each stage trained on and evaluated, for the record
+
+    def train(stage: str, name: str, lr: float, evaluate: Optional[str]) -> List[dict]:
+        stage_cfg = stage_config(cfg, stage, osp.join(root, name), seed, lr)
+        recorder = MetricRecorderHook()
+        runner = build_runner(stage_cfg)
+        runner.register_hook(recorder)
+        runner.train()
+        if evaluate == 'val':
+            runner.val()
+        elif evaluate == 'test':
+            runner.test()
+        splits = dict(val=stage_cfg.val_dataloader.dataset.split,
+                      test=stage_cfg.test_dataloader.dataset.split)
+        audit.append(dict(stage=name, lr=lr, work_dir=osp.join(root, name),
+                          train_split=stage_cfg.train_dataloader.dataset.split,
+                          train_size=len(runner.train_dataloader.dataset),
+                          evaluations=[dict(split=splits[r['mode']], epoch=r['epoch'],
+                                            value=r.get(METRIC)) for r in recorder.records]))
+        return recorder.records
+
+    record = dict(protocol=protocol, seed=seed, metric=METRIC, base_lr=base_lr,
+                  label='legacy (test set selects the epoch, as the reference code)'
+                  if protocol == 'legacy' else 'default (select on val, test once)')
+    if protocol == 'legacy':
+        records = train('legacy', 'legacy', base_lr, None)
+        evaluations = _metric(records, 'val')  # the val loop reads the test split here
+        record.update(lr=base_lr, test_evaluations=evaluations, value=max(evaluations))
+    else:
+        candidates = [base_lr * s for s in lr_scales]
+        scores = [_metric(train('select', f'select_lr{lr:.3g}', lr, 'val'), 'val')[-1]
+                  for lr in candidates]
+        best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+        test = _metric(train('final', 'final', candidates[best], 'test'), 'test')[-1]
+        record.update(candidates=candidates, val_scores=scores, lr=candidates[best], value=test)
+    record['stages'] = audit
+    with open(osp.join(root, 'protocol_record.json'), 'w') as f:
+        json.dump(record, f, indent=2)
+    return record
+
+
+def run_seeds(cfg: Config, protocol: str, build_runner: Callable, seeds: Sequence[int],
+              **kwargs) -> dict:
+    """Run ``protocol`` once per seed, in ``<work_dir>/seed<k>``, and summarise.
+
+    Args:
+        cfg: A loaded benchmark config.
+        protocol: ``'default'`` or ``'legacy'``.
+        build_runner: Builds a Runner from a config.
+        seeds: The seeds (the benchmark uses three).
+        **kwargs: Passed to :func:`run_protocol` (``lr_scales``).
+
+    Returns:
+        The summary also written to ``<work_dir>/protocol_summary.json``: ``values`` per seed,
+        ``mean``, ``std`` (sample, n - 1; 0 for one seed) and the per-seed records.
+    """
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f'Seeds must be distinct, got {list(seeds)}.')
+    root = cfg.work_dir
+    records = []
+    for seed in seeds:
+        seed_cfg = copy.deepcopy(cfg)
+        seed_cfg.work_dir = osp.join(root, f'seed{seed}')
+        records.append(run_protocol(seed_cfg, protocol, build_runner, seed=seed, **kwargs))
+    values = [r['value'] for r in records]
+    summary = dict(protocol=protocol, label=records[0]['label'], metric=METRIC,
+                   seeds=list(seeds), values=values, mean=statistics.fmean(values),
+                   std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                   records=[osp.join(root, f'seed{s}', 'protocol_record.json') for s in seeds])
+    with open(osp.join(root, 'protocol_summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary
