@@ -74,6 +74,23 @@ EXPECTED.update({f'{method}/{backbone}_{dataset}.py': counts[i]
                  for i, backbone in enumerate(('videomae-b', 'videoswin-b'))
                  for dataset in ('ssv2', 'hmdb51', 'k400')})
 
+# The image benchmark (generated): ViT-B/16 trainable backbone parameters, the same on all 24
+# datasets (docs/image.md). BitFit: every bias; LN-tune: 25 LayerNorms; Partial-1: the last
+# block (not the final norm); Adapter / AdaptFormer, bottleneck 8: 12 * (2 * 768 * 8 + 8 + 768);
+# LoRA rank 8 on q and v: 12 * 2 * 8 * (768 + 768).
+IMAGE_COUNTS = {
+    'full': 85_798_656, 'linear': 0, 'bitfit': 102_912, 'lntune': 38_400,
+    'partial1': 7_087_872, 'adapter': 156_768, 'lora': 294_912, 'adaptformer': 156_768,
+}
+IMAGE_DATASETS = (
+    'vtab-cifar100', 'vtab-caltech101', 'vtab-dtd', 'vtab-flowers102', 'vtab-pets', 'vtab-svhn',
+    'vtab-sun397', 'vtab-pcam', 'vtab-eurosat', 'vtab-resisc45', 'vtab-retinopathy',
+    'vtab-clevr-count', 'vtab-clevr-dist', 'vtab-dmlab', 'vtab-kitti', 'vtab-dsprites-loc',
+    'vtab-dsprites-ori', 'vtab-smallnorb-azi', 'vtab-smallnorb-ele', 'fgvc-cub', 'fgvc-nabirds',
+    'fgvc-flowers', 'fgvc-dogs', 'fgvc-cars')
+EXPECTED.update({f'{method}/vit-b_{dataset}.py': count
+                 for method, count in IMAGE_COUNTS.items() for dataset in IMAGE_DATASETS})
+
 
 def _run_batches(configs: List[str]) -> Dict[str, dict]:
     """Build ``configs`` in parallel batched subprocesses; config -> params.py's JSON result."""
@@ -114,9 +131,10 @@ def test_config_builds(config, built):
 def test_generated_configs_match_the_generator():
     """configs/<method>/<setting>.py of the generated matrices are what the tables say."""
     from vpetl_mm.benchmark.configgen import expected_files, stale_files
+    generated = {osp.relpath(p, 'configs') for p in expected_files()}
     assert {f'{m}/{b}_{d}.py' for m in VIDEO_COUNTS for b in ('videomae-b', 'videoswin-b')
-            for d in ('ssv2', 'hmdb51', 'k400')} <= {osp.relpath(p, 'configs')
-                                                     for p in expected_files()}
+            for d in ('ssv2', 'hmdb51', 'k400')} <= generated
+    assert {f'{m}/vit-b_{d}.py' for m in IMAGE_COUNTS for d in IMAGE_DATASETS} <= generated
     assert stale_files(ROOT) == [], 'run: python tools/generate_configs.py'
 
 

@@ -2,7 +2,7 @@
 
 Edit here, then run ``python tools/generate_configs.py``.
 """
-from typing import List
+from typing import List, Tuple
 
 from .configgen import Backbone, Dataset, Matrix, Method
 
@@ -51,3 +51,90 @@ VIDEO = Matrix(
 
 MATRICES: List[Matrix] = [VIDEO]
 
+
+# -- image classification: ViT-B/16 on VTAB-1k (19) and FGVC (5) ------------------------------
+IMAGE_METHODS = [
+    Method('full', 'Full fine-tuning', "dict(_delete_=True, type='Full')"),
+    Method('linear', 'Linear probing (frozen backbone)', "dict(_delete_=True, type='Frozen')"),
+    Method('bitfit', 'BitFit (every bias)', "dict(_delete_=True, type='BitFit')"),
+    Method('lntune', 'LN-tune (every LayerNorm)', "dict(_delete_=True, type='LNTune')"),
+    Method('partial1', 'Partial-1 (the last block)', "dict(_delete_=True, type='Partial', k=1)"),
+    Method('adapter', 'Adapter (image defaults: bottleneck 8, after the MLP)',
+           "dict(_delete_=True, type='Adapter')"),
+    Method('lora', 'LoRA (image defaults: q and v, rank 8)', "dict(_delete_=True, type='LoRA')"),
+    Method('adaptformer', 'AdaptFormer (image defaults: bottleneck 8)',
+           "dict(_delete_=True, type='AdaptFormer')"),
+]
+# our method folder -> the method's name in the published tables
+_PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
+                        adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer')
+
+
+def _image_datasets() -> List[Dataset]:
+    from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS, VTAB_TASKS
+    datasets = []
+    for key, folder in VTAB_DATASETS.items():
+        datasets.append(Dataset(key, f'VTAB-1k {folder} ({VTAB_GROUPS[key]})',
+                                '_base_/image/vtab-1k.py', VTAB_TASKS[folder]))
+    for key, info in FGVC_DATASETS.items():
+        datasets.append(Dataset(key, f'FGVC {info[1]}', '_base_/image/fgvc.py', info[2]))
+    return datasets
+
+
+def _image_extra(method: Method, dataset: Dataset) -> Tuple[str, str]:
+    """Per-dataset lines: data, loss (label smoothing) and lr / wd (the reference's table)."""
+    from ..datasets import (FGVC_DATASETS, FGVC_LR_WD, VTAB_AUGMENTED, VTAB_CIFAR100_LR_WD,
+                            VTAB_DATASETS, VTAB_LABEL_SMOOTHING, VTAB_LR_WD)
+    lines = []
+    if dataset.key in VTAB_DATASETS:
+        root = f'data/vtab-1k/{VTAB_DATASETS[dataset.key]}'
+        lr, wd = VTAB_CIFAR100_LR_WD.get(method.folder, VTAB_LR_WD[dataset.key]) \
+            if dataset.key == 'vtab-cifar100' else VTAB_LR_WD[dataset.key]
+        smoothing = VTAB_LABEL_SMOOTHING[dataset.key]
+        shared = dict(data_root=root, task=VTAB_DATASETS[dataset.key])
+        pipeline = 'vtab_train_pipeline_aug' if dataset.key in VTAB_AUGMENTED else None
+    else:
+        name, folder = FGVC_DATASETS[dataset.key][:2]
+        root = f'data/fgvc/{folder}'
+        lr, wd = FGVC_LR_WD[dataset.key]
+        smoothing, pipeline = 0., None
+        shared = dict(data_root=root, name=name)
+    fields = ', '.join(f'{k}={v!r}' for k, v in shared.items())
+    train = f'dict(**dataset, pipeline={{{{_base_.{pipeline}}}}})' if pipeline else 'dataset'
+    lines += [f"data_preprocessor = dict(num_classes={dataset.num_classes})",
+              "# the fields every split shares", f"dataset = dict({fields})",
+              f"train_dataloader = dict(dataset={train})",
+              "val_dataloader = dict(dataset=dataset)",
+              "test_dataloader = dict(dataset=dataset)",
+              f"optim_wrapper = dict(optimizer=dict(lr={lr!r}, weight_decay={wd!r}))",
+              '']
+    loss = (f",\n{' ' * 14}loss=dict(_delete_=True, type='LabelSmoothLoss', "
+            f"label_smooth_val={smoothing},\n{' ' * 24}mode='original')") if smoothing else ''
+    return loss, '\n'.join(lines)
+
+
+def _image_published():
+    from .published import FGVC, VTAB
+    from ..datasets import FGVC_DATASETS, VTAB_DATASETS
+    table = {}
+    for folder, name in _PUBLISHED_NAMES.items():
+        top1 = dict(VTAB[name]['top1'])
+        top1.update(FGVC[name]['top1'])
+        # the published counts differ between the two tables (docs/image.md)
+        params = {key: f"{VTAB[name]['params']} (VTAB-1k table)" for key in VTAB_DATASETS}
+        params.update({key: f"{FGVC[name]['params']} (FGVC table)" for key in FGVC_DATASETS})
+        table[(folder, 'vit-b')] = (params, top1)
+    return table
+
+
+IMAGE = Matrix(
+    name='image',
+    methods=IMAGE_METHODS,
+    backbones=[Backbone('vit-b', 'ViT-B/16 (ImageNet-21K, Google .npz)',
+                        '_base_/image/vit-b16.py')],
+    datasets=_image_datasets(),
+    published=_image_published(),
+    source='V-PETL Bench, legacy protocol: test-set selection',
+    extra=_image_extra)
+
+MATRICES.append(IMAGE)
