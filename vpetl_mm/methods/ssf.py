@@ -1,0 +1,125 @@
+"""SSF (Lian et al., NeurIPS 2022): scale and shift the features after every operation."""
+from typing import List, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..models.anatomy import Anatomy, BlockRef
+from ..registry import PETL_METHODS
+from .base import BasePETLMethod
+
+_NORMS = (nn.LayerNorm, )  # affine over the last axis
+_CONVS = (nn.Conv2d, nn.Conv3d)
+
+
+class ScaleShift(nn.Module):
+    """``y = scale * x + shift`` per output channel of one host layer (a forward hook).
+
+    The channel axis is the last one for ``Linear`` and norm outputs, axis 1 for convolutions
+    (the patch embedding). :meth:`merge` folds the affine map into the host layer's own weight
+    and bias: ``W' = diag(scale) W``, ``b' = scale * b + shift``.
+    """
+
+    def __init__(self, channels: int, channel_axis: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(channels))
+        self.shift = nn.Parameter(torch.zeros(channels))
+        self.channel_axis = channel_axis
+        self.merged = False
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # SSF's init: scale ~ N(1, 0.02), shift ~ N(0, 0.02): close to, not exactly, identity
+        nn.init.normal_(self.scale, mean=1., std=0.02)
+        nn.init.normal_(self.shift, std=0.02)
+
+    def _shaped(self, p: torch.Tensor, ndim: int) -> torch.Tensor:
+        return p if self.channel_axis == -1 else p.view(-1, *([1] * (ndim - 2)))
+
+    def hook(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        if self.merged:
+            return output
+        return output * self._shaped(self.scale, output.ndim) + \
+            self._shaped(self.shift, output.ndim)
+
+    @torch.no_grad()
+    def merge(self, base: nn.Module, forward: bool = True) -> None:
+        w = base.weight
+        scale = self.scale.view(-1, *([1] * (w.ndim - 1)))
+        if forward:
+            w.mul_(scale)
+            base.bias.mul_(self.scale).add_(self.shift)
+        else:
+            w.div_(scale)
+            base.bias.sub_(self.shift).div_(self.scale)
+
+
+def _channels(module: nn.Module) -> Tuple[int, int]:
+    """(channels, channel axis) of a layer's output."""
+    if isinstance(module, nn.Linear):
+        return module.out_features, -1
+    if isinstance(module, _CONVS):
+        return module.out_channels, 1
+    return module.weight.numel(), -1  # a LayerNorm
+
+
+@PETL_METHODS.register_module()
+class SSF(BasePETLMethod):
+    """Scale-and-shift after every operation of the backbone, mergeable.
+
+    Every ``nn.Linear`` and convolution with a bias and every affine ``LayerNorm`` of the
+    backbone gets a per-channel ``scale * y + shift`` on its output, as in
+    SSF's timm code: on ViT the patch embedding, norm1, qkv, proj, norm2, fc1, fc2 and the final
+    norm, i.e. ViT-B/16 2 * (768 + 12 * 8448 + 768) = 205,824 parameters (published 0.21M). On
+    Swin the patch-merging norms are included and its bias-free reduction is not (as SSF's Swin).
+    Layers without a bias are skipped because the shift could not be merged into them.
+    Not zero-init: the scales start at N(1, 0.02), as SSF.
+
+    Examples:
+        >>> petl = dict(type='SSF')
+    """
+    ZERO_INIT = False
+    MERGEABLE = True
+    PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer',
+                'mmpretrain.SwinTransformer', 'mmdet.SwinTransformer', 'mmseg.SwinTransformer')
+
+    @staticmethod
+    def targets(backbone: nn.Module) -> List[Tuple[str, nn.Module]]:
+        """The host layers SSF follows: (path relative to the backbone, layer)."""
+        found = []
+        for path, module in backbone.named_modules():
+            if 'petl_' in path:  # modules other PETL methods injected
+                continue
+            affine = isinstance(module, _NORMS) and getattr(module, 'weight', None) is not None
+            layer = isinstance(module, (nn.Linear, *_CONVS))
+            if (affine or layer) and getattr(module, 'bias', None) is not None:
+                found.append((path, module))
+        return found
+
+    def inject(self, anatomy: Anatomy) -> None:
+        self._bases: List[nn.Module] = []
+        modules = dict(anatomy.backbone.named_modules())
+        blocks = sorted(anatomy.blocks, key=lambda b: -len(b.path))
+        for path, module in self.targets(anatomy.backbone):
+            # attach to the enclosing block (checkpoint keys read block.petl_ssf_attn_qkv),
+            # else to the layer's parent (patch embedding, final and output norms)
+            owner = next((b for b in blocks if path.startswith(b.path + '.')), None)
+            if owner is None:
+                parent = path.rpartition('.')[0]
+                owner = BlockRef(-1, parent, modules[parent], 0)
+            layer = ScaleShift(*_channels(module))
+            self.attach(owner, path[len(owner.path) + 1:] if owner.path else path, layer)
+            self.hook(module, layer.hook)
+            self._bases.append(module)
+
+    def merge(self) -> None:
+        for inj, base in zip(self.injected, self._bases):
+            if not inj.module.merged:
+                inj.module.merge(base, forward=True)
+                inj.module.merged = True
+
+    def unmerge(self) -> None:
+        for inj, base in zip(self.injected, self._bases):
+            if inj.module.merged:
+                inj.module.merge(base, forward=False)
+                inj.module.merged = False
