@@ -64,10 +64,13 @@ IMAGE_METHODS = [
     Method('lora', 'LoRA (image defaults: q and v, rank 8)', "dict(_delete_=True, type='LoRA')"),
     Method('adaptformer', 'AdaptFormer (image defaults: bottleneck 8)',
            "dict(_delete_=True, type='AdaptFormer')"),
+    # the method zoo (docs/image.md); the reference's common lr / wd table
+    Method('ssf', 'SSF (scale and shift after every operation, mergeable)',
+           "dict(_delete_=True, type='SSF')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
-                        adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer')
+                        adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF')
 
 
 def _image_datasets() -> List[Dataset]:
