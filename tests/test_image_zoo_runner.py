@@ -20,6 +20,8 @@ ZOO = dict(
     # scale + shift after the patch embedding, 6 layers per block (32 + 96 + 32 + 32 + 64 + 32)
     # and the final norm
     SSF=(dict(type='SSF'), 2 * (32 + 2 * 288 + 32)),
+    # two adapters per block (before qkv and fc1), hidden 8, groups 2: 32*8 + 8 + 32*4 + 32
+    RepAdapter=(dict(type='RepAdapter'), 2 * 2 * (32 * 8 + 8 + 32 * 4 + 32)),
 )
 
 

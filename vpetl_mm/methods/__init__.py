@@ -13,8 +13,9 @@ from .lorand import LoRand
 from .mona import Mona
 from .partial import Partial
 from .prefix import PrefixTuning
+from .repadapter import RepAdapter
 from .ssf import SSF
 
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
-           'PrefixTuning', 'SSF']
+           'PrefixTuning', 'RepAdapter', 'SSF']

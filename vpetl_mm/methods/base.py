@@ -128,6 +128,17 @@ class BasePETLMethod:
         raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
 
     # -- helpers for subclasses --------------------------------------------------------------
+    def fold_layers(self, merge: bool) -> None:
+        """``merge()`` / ``unmerge()`` of methods whose every injection folds into one host layer.
+
+        The i-th injected module has ``merged``, ``merge(base)`` and ``unmerge(base)``; its host
+        layer is ``self._bases[i]``. Repeated calls are no-ops.
+        """
+        for inj, base in zip(self.injected, self._bases):
+            if inj.module.merged != merge:
+                (inj.module.merge if merge else inj.module.unmerge)(base)
+                inj.module.merged = merge
+
     def attach(self, block: BlockRef, site: str, module: nn.Module) -> nn.Module:
         """Register ``module`` as ``block.petl_<method>_<site>`` (a sibling of the host layers).
 

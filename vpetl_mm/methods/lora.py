@@ -67,6 +67,9 @@ class LoRALinear(nn.Module):
     def merge(self, base: nn.Linear, sign: float = 1.) -> None:
         base.weight.add_(self.delta_weight().to(base.weight.dtype), alpha=sign)
 
+    def unmerge(self, base: nn.Linear) -> None:
+        self.merge(base, -1.)
+
 
 @PETL_METHODS.register_module()
 class LoRA(BasePETLMethod):
@@ -137,13 +140,7 @@ class LoRA(BasePETLMethod):
                 self._bases.append(base)
 
     def merge(self) -> None:
-        for inj, base in zip(self.injected, self._bases):
-            if not inj.module.merged:
-                inj.module.merge(base, 1.)
-                inj.module.merged = True
+        self.fold_layers(True)
 
     def unmerge(self) -> None:
-        for inj, base in zip(self.injected, self._bases):
-            if inj.module.merged:
-                inj.module.merge(base, -1.)
-                inj.module.merged = False
+        self.fold_layers(False)

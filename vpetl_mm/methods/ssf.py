@@ -43,15 +43,14 @@ class ScaleShift(nn.Module):
             self._shaped(self.shift, output.ndim)
 
     @torch.no_grad()
-    def merge(self, base: nn.Module, forward: bool = True) -> None:
-        w = base.weight
-        scale = self.scale.view(-1, *([1] * (w.ndim - 1)))
-        if forward:
-            w.mul_(scale)
-            base.bias.mul_(self.scale).add_(self.shift)
-        else:
-            w.div_(scale)
-            base.bias.sub_(self.shift).div_(self.scale)
+    def merge(self, base: nn.Module) -> None:
+        base.weight.mul_(self.scale.view(-1, *([1] * (base.weight.ndim - 1))))
+        base.bias.mul_(self.scale).add_(self.shift)
+
+    @torch.no_grad()
+    def unmerge(self, base: nn.Module) -> None:
+        base.weight.div_(self.scale.view(-1, *([1] * (base.weight.ndim - 1))))
+        base.bias.sub_(self.shift).div_(self.scale)
 
 
 def _channels(module: nn.Module) -> Tuple[int, int]:
@@ -113,13 +112,7 @@ class SSF(BasePETLMethod):
             self._bases.append(module)
 
     def merge(self) -> None:
-        for inj, base in zip(self.injected, self._bases):
-            if not inj.module.merged:
-                inj.module.merge(base, forward=True)
-                inj.module.merged = True
+        self.fold_layers(True)
 
     def unmerge(self) -> None:
-        for inj, base in zip(self.injected, self._bases):
-            if inj.module.merged:
-                inj.module.merge(base, forward=False)
-                inj.module.merged = False
+        self.fold_layers(False)
