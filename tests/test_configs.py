@@ -77,11 +77,12 @@ EXPECTED.update({f'{method}/{backbone}_{dataset}.py': counts[i]
 # The image benchmark (generated): ViT-B/16 trainable backbone parameters, the same on all 24
 # datasets (docs/image.md). BitFit: every bias; LN-tune: 25 LayerNorms; Partial-1: the last
 # block (not the final norm); Adapter / AdaptFormer, bottleneck 8: 12 * (2 * 768 * 8 + 8 + 768);
-# LoRA rank 8 on q and v: 12 * 2 * 8 * (768 + 768); SSF: 2 * (768 + 12 * 8448 + 768).
+# LoRA rank 8 on q and v: 12 * 2 * 8 * (768 + 768); SSF: 2 * (768 + 12 * 8448 + 768);
+# RepAdapter (repblock, hidden 8, groups 2): 24 * (768 * 8 + 8 + 768 * 4 + 768).
 IMAGE_COUNTS = {
     'full': 85_798_656, 'linear': 0, 'bitfit': 102_912, 'lntune': 38_400,
     'partial1': 7_087_872, 'adapter': 156_768, 'lora': 294_912, 'adaptformer': 156_768,
-    'ssf': 205_824,
+    'ssf': 205_824, 'repadapter': 239_808,
 }
 IMAGE_DATASETS = (
     'vtab-cifar100', 'vtab-caltech101', 'vtab-dtd', 'vtab-flowers102', 'vtab-pets', 'vtab-svhn',

@@ -60,7 +60,10 @@ def _published_line(matrix: Matrix, method: Method, backbone: Backbone,
         return f'# Published: no figure for this method and backbone\n# ({matrix.source}).'
     params, top1 = entry
     if isinstance(params, dict):
-        params = params[dataset.key]
+        params = params.get(dataset.key)
+        if params is None:
+            return (f'# Published: no figure for this method on this dataset\n'
+                    f'# ({matrix.source}).')
     acc = f', top-1 {top1[dataset.key]:.2f}' if dataset.key in top1 else \
         ' (no top-1 published for this dataset)'
     return f'# Published: {params} trainable parameters{acc}\n# ({matrix.source}).'

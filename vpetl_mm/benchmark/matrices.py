@@ -67,10 +67,13 @@ IMAGE_METHODS = [
     # the method zoo (docs/image.md); the reference's common lr / wd table
     Method('ssf', 'SSF (scale and shift after every operation, mergeable)',
            "dict(_delete_=True, type='SSF')"),
+    Method('repadapter', 'RepAdapter (repblock: hidden 8, groups 2, scale 1; mergeable)',
+           "dict(_delete_=True, type='RepAdapter')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
-                        adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF')
+                        adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF',
+                        repadapter='RepAdapter')
 
 
 def _image_datasets() -> List[Dataset]:
@@ -121,11 +124,13 @@ def _image_published():
     from ..datasets import FGVC_DATASETS, VTAB_DATASETS
     table = {}
     for folder, name in _PUBLISHED_NAMES.items():
-        top1 = dict(VTAB[name]['top1'])
-        top1.update(FGVC[name]['top1'])
+        top1, params = {}, {}
         # the published counts differ between the two tables (docs/image.md)
-        params = {key: f"{VTAB[name]['params']} (VTAB-1k table)" for key in VTAB_DATASETS}
-        params.update({key: f"{FGVC[name]['params']} (FGVC table)" for key in FGVC_DATASETS})
+        for published, keys, label in ((VTAB, VTAB_DATASETS, 'VTAB-1k'),
+                                       (FGVC, FGVC_DATASETS, 'FGVC')):
+            if name in published:  # some methods are in one table only
+                top1.update(published[name]['top1'])
+                params.update({k: f"{published[name]['params']} ({label} table)" for k in keys})
         table[(folder, 'vit-b')] = (params, top1)
     return table
 
