@@ -22,6 +22,9 @@ ZOO = dict(
     SSF=(dict(type='SSF'), 2 * (32 + 2 * 288 + 32)),
     # two adapters per block (before qkv and fc1), hidden 8, groups 2: 32*8 + 8 + 32*4 + 32
     RepAdapter=(dict(type='RepAdapter'), 2 * 2 * (32 * 8 + 8 + 32 * 4 + 32)),
+    # rank 2 around proj (32 -> 32) and fc2 (64 -> 32): parallel in*2+2+2*out+out, sequential
+    Hydra=(dict(type='Hydra'), 2 * ((32 * 2 + 2 + 2 * 32 + 32) * 2
+                                    + (64 * 2 + 2 + 2 * 32 + 32) + (32 * 2 + 2 + 2 * 32 + 32))),
 )
 
 

@@ -6,6 +6,7 @@ from .base import BasePETLMethod, Injection
 from .bitfit import BitFit
 from .e3va import E3VA
 from .frozen import Frozen
+from .hydra import Hydra
 from .full import Full
 from .ln_tune import LNTune
 from .lora import LoRA
@@ -18,4 +19,4 @@ from .ssf import SSF
 
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
-           'PrefixTuning', 'RepAdapter', 'SSF']
+           'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra']

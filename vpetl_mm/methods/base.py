@@ -11,7 +11,7 @@ Its own initialisation (:meth:`init_weights`) runs after the host's ``init_weigh
 """
 import contextlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, ContextManager, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, ClassVar, ContextManager, Dict, List, Optional, Set, Tuple
 
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
@@ -128,6 +128,30 @@ class BasePETLMethod:
         raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
 
     # -- helpers for subclasses --------------------------------------------------------------
+    def site_targets(self, anatomy: Anatomy, allowed: Tuple[str, ...]) -> Tuple[str, ...]:
+        """``self.targets`` (one site or several) checked against ``allowed`` and the profile."""
+        targets = (self.targets, ) if isinstance(self.targets, str) else tuple(self.targets)
+        if not targets or any(t not in allowed for t in targets):
+            raise ValueError(f'{self.name} targets must be among {allowed}, got {targets}.')
+        anatomy.require_sites(targets, method=self.name)
+        return targets
+
+    def hook_linears(self, anatomy: Anatomy, targets: Tuple[str, ...],
+                     make: Callable[[nn.Linear], nn.Module], pre: bool = False) -> None:
+        """For every block and target site: ``make(layer)``, attach it, hook its ``hook`` on the
+        host ``nn.Linear`` (which must have a bias, to fold into); hosts go to ``self._bases``."""
+        self._bases: List[nn.Module] = []
+        for block in anatomy.blocks:
+            for site in targets:
+                base = anatomy.site(block, site)
+                if not isinstance(base, nn.Linear) or base.bias is None:
+                    raise ValueError(f'{self.name} needs an nn.Linear with a bias at '
+                                     f'{anatomy.site_path(block, site)} (to merge into).')
+                layer = make(base)
+                self.attach(block, site, layer)
+                self.hook(base, layer.hook, pre=pre)
+                self._bases.append(base)
+
     def fold_layers(self, merge: bool) -> None:
         """``merge()`` / ``unmerge()`` of methods whose every injection folds into one host layer.
 

@@ -1,5 +1,5 @@
 """RepAdapter (Luo et al., 2023): linear adapters in front of qkv and fc1, merged away."""
-from typing import List, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn as nn
@@ -103,26 +103,11 @@ class RepAdapter(BasePETLMethod):
 
     def check(self, anatomy: Anatomy) -> None:
         super().check(anatomy)
-        targets = (self.targets, ) if isinstance(self.targets, str) else tuple(self.targets)
-        unknown = [t for t in targets if t not in _SITES]
-        if unknown or not targets:
-            raise ValueError(f'RepAdapter targets must be among {_SITES}, got {targets}.')
-        self.targets = targets
-        anatomy.require_sites(targets, method=self.name)
+        self.targets = self.site_targets(anatomy, _SITES)
 
     def inject(self, anatomy: Anatomy) -> None:
-        self._bases: List[nn.Linear] = []
-        for block in anatomy.blocks:
-            for site in self.targets:
-                base = anatomy.site(block, site)
-                if not isinstance(base, nn.Linear) or base.bias is None:
-                    raise ValueError(f'RepAdapter needs an nn.Linear with a bias at '
-                                     f'{anatomy.site_path(block, site)} (to merge into).')
-                layer = RepAdapterLayer(base.in_features, self.hidden, self.groups,
-                                        self.scale, self.dropout)
-                self.attach(block, site, layer)
-                self.hook(base, layer.hook, pre=True)
-                self._bases.append(base)
+        self.hook_linears(anatomy, self.targets, lambda base: RepAdapterLayer(
+            base.in_features, self.hidden, self.groups, self.scale, self.dropout), pre=True)
 
     def merge(self) -> None:
         self.fold_layers(True)
