@@ -69,11 +69,13 @@ IMAGE_METHODS = [
            "dict(_delete_=True, type='SSF')"),
     Method('repadapter', 'RepAdapter (repblock: hidden 8, groups 2, scale 1; mergeable)',
            "dict(_delete_=True, type='RepAdapter')"),
+    Method('hydra', 'Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)',
+           "dict(_delete_=True, type='Hydra')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
                         adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF',
-                        repadapter='RepAdapter')
+                        repadapter='RepAdapter', hydra='Hydra')
 
 
 def _image_datasets() -> List[Dataset]:
