@@ -20,7 +20,7 @@ METHODS = sorted({cls.__name__: cls for cls in PETL_METHODS.module_dict.values()
 TINY_HPARAMS = dict(LoRA=dict(rank=4), Adapter=dict(bottleneck=4), AdaptFormer=dict(bottleneck=4),
                    Mona=dict(bottleneck=8), LoRand=dict(mid=8, kernel=2), E3VA=dict(rank=4),
                    BAPAT=dict(bottleneck=4, att_mid=4), PrefixTuning=dict(length=2, mid=4),
-                   RepAdapter=dict(hidden=4))
+                   RepAdapter=dict(hidden=4), FacT=dict(rank=4))
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 
 

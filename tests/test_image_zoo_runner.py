@@ -25,6 +25,8 @@ ZOO = dict(
     # rank 2 around proj (32 -> 32) and fc2 (64 -> 32): parallel in*2+2+2*out+out, sequential
     Hydra=(dict(type='Hydra'), 2 * ((32 * 2 + 2 + 2 * 32 + 32) * 2
                                     + (64 * 2 + 2 + 2 * 32 + 32) + (32 * 2 + 2 + 2 * 32 + 32))),
+    # shared U and V (32 x 16 each), 16 x 16 cores for q, k, v, proj and 2 + 2 MLP chunks
+    FacT=(dict(type='FacT'), 2 * 32 * 16 + 2 * (4 + 2 * 2) * 16 * 16),
 )
 
 

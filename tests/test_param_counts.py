@@ -38,6 +38,7 @@ ROWS = [
     ('ViT-B/16', VIT_B, 'SSF', 205_824, 0.21),
     ('ViT-B/16', VIT_B, 'RepAdapter', 239_808, None),  # published 0.22M: see its docstring
     ('ViT-B/16', VIT_B, 'Hydra', 239_712, None),  # published 0.28M: see its docstring
+    ('ViT-B/16', VIT_B, 'FacT', 61_440, None),  # published 0.07M: per-task ranks (docstring)
     ('Swin-B', SWIN_B, 'Full', 86_745_016, 86.75),
     ('Swin-B', SWIN_B, 'BitFit', 201_656, 0.20),
     ('Swin-B', SWIN_B, 'LNTune', 59_392, 0.06),

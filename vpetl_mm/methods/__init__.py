@@ -5,6 +5,7 @@ from .bapat import BAPAT
 from .base import BasePETLMethod, Injection
 from .bitfit import BitFit
 from .e3va import E3VA
+from .fact import FacT
 from .frozen import Frozen
 from .hydra import Hydra
 from .full import Full
@@ -19,4 +20,4 @@ from .ssf import SSF
 
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
-           'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra']
+           'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT']
