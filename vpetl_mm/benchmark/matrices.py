@@ -71,11 +71,14 @@ IMAGE_METHODS = [
            "dict(_delete_=True, type='RepAdapter')"),
     Method('hydra', 'Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)',
            "dict(_delete_=True, type='Hydra')"),
+    Method('fact', 'FacT-TT (rank 16, U / V shared by all layers; mergeable)',
+           "dict(_delete_=True, type='FacT')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
                         adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF',
-                        repadapter='RepAdapter', hydra='Hydra')
+                        repadapter='RepAdapter', hydra='Hydra',
+                        fact='FacT')
 
 
 def _image_datasets() -> List[Dataset]:
