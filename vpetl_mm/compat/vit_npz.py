@@ -1,24 +1,19 @@
 """Load Google's JAX ViT ``.npz`` checkpoints into mmpretrain's ``VisionTransformer``.
 
-V-PETL's image backbone is the original ImageNet-21K release (``ViT-B_16.npz``; also ``ViT-L_16``
-and ``ViT-H_14``), which the reference code loads with timm's ``_load_weights``. mmengine's
-``CheckpointLoader`` only reads torch files, so a ``Pretrained`` init_cfg pointing at an ``.npz``
-fails inside ``torch.load`` with an unrelated zip error.
+V-PETL's image backbone is the original ImageNet-21K release (``ViT-B_16.npz``; also ``ViT-L_16``,
+``ViT-H_14``), which the reference loads with timm's ``_load_weights``; mmengine's
+``CheckpointLoader`` reads only torch files. :func:`install_vit_npz_loader` (installed by
+``PETLBackbone`` on 'mmpretrain.VisionTransformer' hosts) replaces that instance's
+``init_weights``: for an ``.npz`` it runs the host's random init, then loads the file read with
+``numpy.load(allow_pickle=False)`` and converted by :func:`convert_google_vit` through
+``load_state_dict``, so the load report lists what loaded, what the file lacks and its keys with
+no counterpart (``head/*``, ``pre_logits/*``). Other routes to an ``.npz`` (``load_from``,
+``load_checkpoint``) raise a ``ValueError`` that says how to load it instead.
 
-:func:`install_vit_npz_loader` (installed by ``PETLBackbone`` on 'mmpretrain.VisionTransformer'
-hosts) replaces the host's ``init_weights`` *on that instance*: for a ``.npz`` checkpoint it runs
-the host's random init, then loads the file read with ``numpy.load(allow_pickle=False)`` (no code
-can run) and converted by :func:`convert_google_vit`; other checkpoints keep the host's behaviour.
-The load goes through ``load_state_dict``, so the project's load report lists what loaded, the host
-tensors the file lacks, and the ``.npz`` keys with no counterpart (``head/*``, ``pre_logits/*``)
-as unexpected. Any other route to an ``.npz`` (Runner ``load_from``, ``load_checkpoint``) raises a
-``ValueError`` that says how to load it instead.
-
-Position embeddings of another grid are resized like the reference (timm 0.6.5, and mmpretrain's
-own ``resize_pos_embed``): the CLS row is kept, the grid is interpolated with the host's
-``interpolate_mode`` (default ``'bicubic'``), ``align_corners=False``, without antialiasing.
-timm >= 0.9 resizes Google files *bilinearly* instead; set ``interpolate_mode='bilinear'`` on the
-host to reproduce that.
+Position embeddings of another grid are resized like the reference (timm 0.6.5) and
+mmpretrain: CLS row kept, the grid interpolated with the host's ``interpolate_mode`` (default
+``'bicubic'``, ``align_corners=False``, no antialiasing). timm >= 0.9 resizes Google files
+bilinearly; set ``interpolate_mode='bilinear'`` on the host to match it.
 
 Examples:
     >>> model = dict(
@@ -63,17 +58,10 @@ _PRETRAINED = ('Pretrained', PretrainedInit)
 
 
 def load_npz(path: str) -> Dict[str, np.ndarray]:
-    """Read a Google ViT ``.npz`` checkpoint refusing pickled objects (``allow_pickle=False``).
+    """Every array of a local Google ViT ``.npz`` by key, read with ``allow_pickle=False``.
 
-    Args:
-        path: Local path of the ``.npz`` file.
-
-    Returns:
-        Every array of the file by its key (e.g. ``'Transformer/encoder_norm/scale'``).
-
-    Raises:
-        ValueError: The file is no ``.npz`` archive, holds pickled objects, or has no
-            ``embedding/kernel`` (optionally under ``opt/target/``): not the Google ViT layout.
+    Raises ``ValueError`` for no ``.npz`` archive, pickled objects, or no ``embedding/kernel``
+    (optionally under ``opt/target/``): not the Google ViT layout.
     """
     if '://' in str(path):
         raise ValueError(f'{path}: Google .npz checkpoints are read from local files only; '
