@@ -1,6 +1,6 @@
 """FacT (Jie & Deng, AAAI 2023): the ViT's weight increments as one factorised tensor."""
 from functools import partial
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 import torch.nn as nn
@@ -140,7 +140,7 @@ class FacT(BasePETLMethod):
 
     def _fold(self, merge: bool) -> None:
         for inj, hosts in zip(self.injected[1:], self._hosts):
-            layer: Optional[FacTBlock] = inj.module
+            layer: FacTBlock = inj.module
             if layer.merged == merge:
                 continue
             with torch.no_grad():
