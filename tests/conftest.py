@@ -29,7 +29,18 @@ def build_petl(tiny: TinyBackbone, petl, seed: int = 0, profile=None, trainable=
     if profile is not None:
         wrapper_cfg['profile'] = profile
     with DefaultScope.overwrite_default_scope(tiny.scope):
-        return MODELS.build(wrapper_cfg)
+        wrapper = MODELS.build(wrapper_cfg)
+    if tiny.input_shape and wrapper.uncalibrated():
+        # SCT / GPS select from data: a fixed random "training set" (count-only builds skip)
+        wrapper.calibrate(lambda: iter([calibration_batch(tiny)]))
+    return wrapper
+
+
+def calibration_batch(tiny: TinyBackbone, size: int = 4):
+    """A deterministic labelled batch (two samples per class) for selection passes."""
+    gen = torch.Generator().manual_seed(1234)
+    inputs = torch.randn(size, *tiny.input_shape[1:], generator=gen)
+    return inputs, torch.arange(size) % 2
 
 
 @contextlib.contextmanager

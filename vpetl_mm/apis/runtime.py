@@ -11,6 +11,8 @@ from mmengine.logging import print_log
 
 DEFAULT_PETL_HOOKS: List[dict] = [
     dict(type='vpetl_mm.PETLCheckpointHook'),
+    # the selection pass of SCT / GPS before training (a no-op for other methods)
+    dict(type='vpetl_mm.PETLCalibrationHook'),
     dict(type='vpetl_mm.PETLReportHook'),
     dict(type='vpetl_mm.EfficiencyHook'),
     dict(type='vpetl_mm.PPTHook'),

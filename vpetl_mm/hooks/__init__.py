@@ -1,7 +1,8 @@
 """mmengine hooks: reports, adapter-only checkpoints, efficiency logging, PPT."""
+from .calibration_hook import PETLCalibrationHook
 from .checkpoint_hook import PETLCheckpointHook
 from .efficiency_hook import EfficiencyHook, peak_memory_mb
 from .ppt_hook import PPTHook
 from .report_hook import PETLReportHook
 
-__all__ = ['PETLCheckpointHook', 'EfficiencyHook', 'PPTHook', 'PETLReportHook', 'peak_memory_mb']
+__all__ = ['PETLCalibrationHook', 'PETLCheckpointHook', 'EfficiencyHook', 'PPTHook', 'PETLReportHook', 'peak_memory_mb']

@@ -11,12 +11,15 @@ Its own initialisation (:meth:`init_weights`) runs after the host's ``init_weigh
 """
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, ContextManager, Dict, List, Optional, Set, Tuple
+from typing import (Any, Callable, ClassVar, ContextManager, Dict, Iterable, List, Optional, Set,
+                    Tuple)
 
+import torch
 import torch.nn as nn
 from torch.utils.hooks import RemovableHandle
 
 from ..models.anatomy import Anatomy, BlockRef
+from ..models.profiles import PROFILES
 
 
 @dataclass
@@ -49,8 +52,12 @@ class BasePETLMethod:
         TRAINS_ALL: Whether the whole backbone trains (full fine-tuning).
         SITES: Abstract sites the method needs in every block.
         PROFILES: Names of the backbone profiles the method supports (empty: all of them).
+        TOKENS: Token layouts the method supports (empty: all), e.g. ``('sequence', )`` for
+            methods that add or read whole token sequences (VPT, DTL, SCT).
         DETACHES_BACKBONE: The backbone runs without autograd (side-network methods such as
             E3VA); such a method cannot be combined with others that train inside it.
+        CALIBRATES: The method selects what it trains from the training data before training
+            (SCT, GPS): :meth:`calibrate` must run first (``PETLCalibrationHook`` does).
     """
     DEFAULTS: ClassVar[Dict[str, Any]] = {}
     FAMILY_DEFAULTS: ClassVar[Dict[str, Dict[str, Any]]] = {}
@@ -60,7 +67,9 @@ class BasePETLMethod:
     TRAINS_ALL: ClassVar[bool] = False
     SITES: ClassVar[Tuple[str, ...]] = ()
     PROFILES: ClassVar[Tuple[str, ...]] = ()
+    TOKENS: ClassVar[Tuple[str, ...]] = ()
     DETACHES_BACKBONE: ClassVar[bool] = False
+    CALIBRATES: ClassVar[bool] = False
 
     def __init__(self, family: str = 'image', profile: Optional[str] = None,
                  **hparams: Any) -> None:
@@ -90,6 +99,8 @@ class BasePETLMethod:
     @classmethod
     def supports(cls, profile: str) -> bool:
         """Whether the method runs on backbones of the named profile."""
+        if cls.TOKENS and (profile not in PROFILES or PROFILES[profile].tokens not in cls.TOKENS):
+            return False
         return not cls.PROFILES or profile in cls.PROFILES
 
     # -- what a method overrides -------------------------------------------------------------
@@ -97,7 +108,8 @@ class BasePETLMethod:
         """Raise ``ValueError`` (naming the fix) if the method cannot run on this backbone."""
         if not self.supports(anatomy.profile.name):
             raise ValueError(f'{self.name} is not supported on {anatomy.profile.name!r} '
-                             f'backbones; it runs on {list(self.PROFILES)}.')
+                             f'backbones; it runs on '
+                             f'{[n for n in PROFILES if self.supports(n)]}.')
         anatomy.require_sites(self.SITES, method=self.name)
 
     def inject(self, anatomy: Anatomy) -> None:
@@ -120,6 +132,21 @@ class BasePETLMethod:
     def transform_output(self, output: Any) -> Any:
         """Post-process the host backbone's output (outside :meth:`forward_context`)."""
         return output
+
+    def calibrate(self, anatomy: Anatomy,
+                  batches: Callable[[], Iterable[Tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        """Select from the training data with the frozen model (``CALIBRATES`` methods).
+
+        Args:
+            anatomy: The backbone's anatomy (``anatomy.backbone`` is the host, eval mode).
+            batches: Returns a fresh iterator of ``(inputs, labels)`` over the training set.
+        """
+        raise TypeError(f'{self.name} has no calibration pass.')
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the method is ready to run (always, unless it ``CALIBRATES``)."""
+        return True
 
     def merge(self) -> None:
         raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
@@ -176,6 +203,19 @@ class BasePETLMethod:
         block.module.add_module(attr, module)
         self.injected.append(Injection(block.path, attr, site, module))
         return module
+
+    def attach_near(self, anatomy: Anatomy, path: str, module: nn.Module) -> nn.Module:
+        """:meth:`attach` ``module`` for the host layer at ``path`` (relative to the backbone).
+
+        It goes to the enclosing block (keys read ``layers.0.petl_ssf_attn_qkv``), else to the
+        layer's parent (patch embedding, final norm), named after the layer's path there.
+        """
+        owner = next((b for b in sorted(anatomy.blocks, key=lambda b: -len(b.path))
+                      if path.startswith(b.path + '.')), None)
+        if owner is None:
+            parent = path.rpartition('.')[0]
+            owner = BlockRef(-1, parent, anatomy._get(anatomy.backbone, parent), 0)
+        return self.attach(owner, path[len(owner.path) + 1:] if owner.path else path, module)
 
     def hook(self, target: nn.Module, fn, pre: bool = False) -> None:
         """Register a forward (pre-)hook whose handle is kept for :meth:`remove_hooks`."""

@@ -4,7 +4,7 @@ from typing import List, Tuple
 import torch
 import torch.nn as nn
 
-from ..models.anatomy import Anatomy, BlockRef
+from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
 from .base import BasePETLMethod
 
@@ -97,17 +97,9 @@ class SSF(BasePETLMethod):
 
     def inject(self, anatomy: Anatomy) -> None:
         self._bases: List[nn.Module] = []
-        modules = dict(anatomy.backbone.named_modules())
-        blocks = sorted(anatomy.blocks, key=lambda b: -len(b.path))
         for path, module in self.targets(anatomy.backbone):
-            # attach to the enclosing block (checkpoint keys read block.petl_ssf_attn_qkv),
-            # else to the layer's parent (patch embedding, final and output norms)
-            owner = next((b for b in blocks if path.startswith(b.path + '.')), None)
-            if owner is None:
-                parent = path.rpartition('.')[0]
-                owner = BlockRef(-1, parent, modules[parent], 0)
             layer = ScaleShift(*_channels(module))
-            self.attach(owner, path[len(owner.path) + 1:] if owner.path else path, layer)
+            self.attach_near(anatomy, path, layer)
             self.hook(module, layer.hook)
             self._bases.append(module)
 

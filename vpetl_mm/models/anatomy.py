@@ -80,6 +80,13 @@ class Anatomy:
                              f'supported on it. Profiles with these sites: see vpetl_mm/models/'
                              f'profiles.py.')
 
+    def num_prefix_tokens(self) -> int:
+        """Leading non-patch tokens (CLS, distillation) of a ``'sequence'`` layout."""
+        count = self.profile.prefix_tokens
+        if isinstance(count, str):
+            count = getattr(self._get(self.backbone, self.profile.root), count)
+        return int(count)
+
     def uses_reentrant_checkpointing(self) -> bool:
         """Whether blocks run under reentrant activation checkpointing (``with_cp``-style flags).
 

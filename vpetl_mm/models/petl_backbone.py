@@ -1,8 +1,9 @@
 """``PETLBackbone``: apply PETL methods to any supported OpenMMLab backbone, by config."""
 import contextlib
 import re
-from typing import Dict, List, Optional, Sequence, Set, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
+import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
@@ -172,7 +173,38 @@ class PETLBackbone(BaseModule):
             method.init_weights()
         self._is_init = True
 
+    def calibrate(self, batches: Callable[[], Iterable[Tuple[torch.Tensor, torch.Tensor]]]
+                  ) -> None:
+        """Run the selection pass of the methods that select from the training data.
+
+        SCT and GPS choose what they train from the frozen model's response to the training
+        set; ``PETLCalibrationHook`` calls this before training (and caches the result).
+
+        Args:
+            batches: Returns a fresh iterator of ``(inputs, labels)`` batches, inputs as the
+                backbone takes them (after the data preprocessor), labels ``(B, )`` ints.
+        """
+        mode = self.training
+        self.eval()  # no dropout / drop path: select on the deterministic frozen model
+        try:
+            for method in self.methods:
+                if method.CALIBRATES:
+                    method.calibrate(self.anatomy, batches)
+        finally:
+            self.train(mode)
+
+    def uncalibrated(self) -> List[str]:
+        """Names of the methods whose calibration has not run (or been loaded) yet."""
+        return [m.name for m in self.methods if not m.calibrated]
+
     def forward(self, *args, **kwargs):
+        pending = self.uncalibrated()
+        if pending:
+            raise RuntimeError(
+                f'{pending} select what they train from the training data before training, '
+                "and that selection has not run. Add custom_hooks=[dict(type='vpetl_mm."
+                "PETLCalibrationHook')] to the config (the generated configs have it), load a "
+                'checkpoint trained with it, or call model.backbone.calibrate(batches).')
         with contextlib.ExitStack() as stack:
             for method in self.methods:
                 stack.enter_context(method.forward_context())
