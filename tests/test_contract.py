@@ -20,7 +20,8 @@ METHODS = sorted({cls.__name__: cls for cls in PETL_METHODS.module_dict.values()
 TINY_HPARAMS = dict(LoRA=dict(rank=4), Adapter=dict(bottleneck=4), AdaptFormer=dict(bottleneck=4),
                    Mona=dict(bottleneck=8), LoRand=dict(mid=8, kernel=2), E3VA=dict(rank=4),
                    BAPAT=dict(bottleneck=4, att_mid=4), PrefixTuning=dict(length=2, mid=4),
-                   RepAdapter=dict(hidden=4), FacT=dict(rank=4))
+                   RepAdapter=dict(hidden=4), FacT=dict(rank=4), VPT=dict(length=4),
+                   SCT=dict(channels=8))
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 
 
@@ -37,6 +38,11 @@ EXPECTED_TRAINABLE = dict(
     LNTune=_norm_param_names,
     Partial=lambda w: {n for n, _ in w.backbone.named_parameters()
                        if n.startswith(w.anatomy.blocks[-1].path + '.')},
+    # its sparse entries, and the bias of every linear / conv layer (not the norms)
+    GPS=lambda w: _injected_only(w) | {
+        f'{p}.bias' for p, m in w.backbone.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)) and m.bias is not None
+        and 'petl_' not in p},
 )
 
 

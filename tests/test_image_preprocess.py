@@ -55,3 +55,34 @@ def test_pipelines_give_224_inputs(name, size, tmp_path):
     assert tuple(results['inputs'].shape[1:]) == size
     if name == 'fgvc_test_pipeline':  # shorter edge 256 (300 -> 256, 400 -> 341), centre crop
         assert results['data_samples'].ori_shape == (300, 400)
+
+
+def test_color_jitter_hue_runs_on_numpy2_and_matches_mmcv():
+    import cv2
+    import mmcv
+
+    from vpetl_mm.datasets.transforms import adjust_hue
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    for factor in (0.0, 0.1, 0.37):  # mmcv works for these
+        np.testing.assert_array_equal(adjust_hue(img, factor),
+                                      mmcv.adjust_hue(img, factor, backend='cv2'))
+    # a negative factor rotates the hue the other way (mmcv raises OverflowError on NumPy 2)
+    saturated = np.zeros((4, 4, 3), np.uint8)
+    saturated[..., 2] = 255  # pure red in BGR: hue 0
+    hue = cv2.cvtColor(adjust_hue(saturated, -0.1), cv2.COLOR_BGR2HSV_FULL)[..., 0]
+    assert np.all(np.abs(hue.astype(int) - (256 - 25)) <= 1)
+
+
+def test_gps_contrast_pipeline_builds_and_makes_two_views(tmp_path):
+    import cv2
+    from mmcv.transforms import Compose
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'gps', 'vit-b_vtab-dtd.py'))
+    hook = cfg.custom_hooks[0]
+    assert hook['type'] == 'vpetl_mm.PETLCalibrationHook' and hook['views'] == 2
+    path = str(tmp_path / 'a.png')
+    cv2.imwrite(path, np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pipeline = Compose([TRANSFORMS.build(t) for t in hook['pipeline']])
+        views = [pipeline(dict(img_path=path, gt_label=0))['inputs'] for _ in range(2)]
+    assert all(v.shape == (3, 224, 224) for v in views) and not torch.equal(*views)

@@ -16,12 +16,15 @@ from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='vpetl_mm', locations=['vpetl_mm.models'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='vpetl_mm', locations=['vpetl_mm.hooks'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='vpetl_mm',
                     locations=['vpetl_mm.datasets'])
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='vpetl_mm',
+                      locations=['vpetl_mm.datasets'])
 METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='vpetl_mm',
                    locations=['vpetl_mm.evaluation'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',

@@ -4,11 +4,13 @@ from .adaptformer import AdaptFormer
 from .bapat import BAPAT
 from .base import BasePETLMethod, Injection
 from .bitfit import BitFit
+from .dtl import DTL
 from .e3va import E3VA
 from .fact import FacT
 from .frozen import Frozen
 from .hydra import Hydra
 from .full import Full
+from .gps import GPS
 from .ln_tune import LNTune
 from .lora import LoRA
 from .lorand import LoRand
@@ -16,8 +18,10 @@ from .mona import Mona
 from .partial import Partial
 from .prefix import PrefixTuning
 from .repadapter import RepAdapter
+from .sct import SCT
 from .ssf import SSF
+from .vpt import VPT
 
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
-           'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT']
+           'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT', 'VPT', 'DTL', 'SCT', 'GPS']
