@@ -27,21 +27,41 @@ ZOO = dict(
                                     + (64 * 2 + 2 + 2 * 32 + 32) + (32 * 2 + 2 + 2 * 32 + 32))),
     # shared U and V (32 x 16 each), 16 x 16 cores for q, k, v, proj and 2 + 2 MLP chunks
     FacT=(dict(type='FacT'), 2 * 32 * 16 + 2 * (4 + 2 * 2) * 16 * 16),
+    # prompts: 4 at the input / 4 per block
+    VPT=(dict(type='VPT', length=4), 4 * 32),
+    VPT_deep=(dict(type='VPT', length=4, deep=True, dropout=0.1), 2 * 4 * 32),
+    # rank-2 side layers before both blocks, added after the second
+    DTL=(dict(type='DTL'), 2 * 2 * 32 * 2),
+    # 8 x 8 mixing per block; the calibration pass runs first (tools/train.py adds the hook)
+    SCT=(dict(type='SCT', channels=8), 2 * (8 * 8 + 8)),
+    # k = 1 per row + biases: patch conv 32 rows, per block qkv 96, proj 32, fc1 64, fc2 32;
+    # the selection pass on two views through GPS's real contrastive pipeline (224 px)
+    GPS=(dict(type='GPS'), 2 * (32 + 2 * (96 + 32 + 64 + 32)),
+         "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
+         "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
 )
+CALIBRATED = {'SCT', 'GPS'}
 
 
 @pytest.mark.parametrize('method', sorted(ZOO))
 def test_method_trains_on_tiny_vtab(method, tmp_path):
     root = write_tiny_vtab(str(tmp_path / 'vtab'))
-    petl, trainable = ZOO[method]
+    petl, trainable, *lines = ZOO[method]
     cfg = tmp_path / f'{method}.py'
     cfg.write_text(f"_base_ = [{TINY!r}]\n"
-                   f"model = dict(backbone=dict(petl=dict(_delete_=True, **{petl!r})))\n")
+                   f"model = dict(backbone=dict(petl=dict(_delete_=True, **{petl!r})))\n"
+                   + ''.join(lines))
     work = str(tmp_path / 'work')
-    run_tool([PY, 'tools/train.py', str(cfg), '--work-dir', work, '--protocol', 'none',
-              '--cfg-options', *[f'{s}_dataloader.dataset.data_root={root}'
-                                 for s in ('train', 'val', 'test')]],
-             str(tmp_path / 'train.log'))
+    args = [PY, 'tools/train.py', str(cfg), '--work-dir', work, '--protocol', 'none',
+            '--cfg-options', *[f'{s}_dataloader.dataset.data_root={root}'
+                               for s in ('train', 'val', 'test')]]
+    log = run_tool(args, str(tmp_path / 'train.log'))
+    if method in CALIBRATED:  # on the 12 training images, before the first iteration
+        views = 2 if method == 'GPS' else 1
+        assert f"['{method}'] calibrated on 12 samples ({views} view(s) each)" in log
+        assert log.index('calibrated on') < log.index('Epoch(train)')
+        # a rerun in the same work dir reuses the cached selection
+        assert 'selection loaded from' in run_tool(args, str(tmp_path / 'rerun.log'))
     records = latest_scalars(work)
     assert [r['step'] for r in records if 'accuracy/top1' in r] == [1, 2, 3]  # val each epoch
     assert all(r['loss'] == r['loss'] for r in records if 'loss' in r)  # no NaN

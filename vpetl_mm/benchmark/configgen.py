@@ -18,6 +18,7 @@ class Method:
     folder: str
     title: str
     petl: str  # the petl dict, as config source
+    lines: str = ''  # config lines the method needs besides its petl dict (e.g. a hook)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def render(matrix: Matrix, method: Method, backbone: Backbone, dataset: Dataset)
         f'    backbone=dict(petl={method.petl}),',
         f'    {matrix.head}=dict(num_classes={dataset.num_classes}{head_fields}))',
         body,
-    ])
+    ] + ([method.lines] if method.lines else []))
 
 
 def expected_files(matrices: Optional[List[Matrix]] = None) -> Dict[str, str]:

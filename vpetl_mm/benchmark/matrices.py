@@ -73,12 +73,27 @@ IMAGE_METHODS = [
            "dict(_delete_=True, type='Hydra')"),
     Method('fact', 'FacT-TT (rank 16, U / V shared by all layers; mergeable)',
            "dict(_delete_=True, type='FacT')"),
+    Method('vpt_shallow', 'VPT-shallow (100 prompt tokens at the input)',
+           "dict(_delete_=True, type='VPT')"),
+    Method('vpt_deep', 'VPT-deep (50 prompt tokens per layer, prompt dropout 0.1)',
+           "dict(_delete_=True, type='VPT', length=50, deep=True, dropout=0.1)"),
+    Method('dtl', 'DTL (rank-2 side path from every block, swish-gated into blocks 6-11)',
+           "dict(_delete_=True, type='DTL')"),
+    # selection passes: PETLCalibrationHook (tools/train.py adds it; GPS sets its views)
+    Method('sct', 'SCT (96 salient channels per block from a calibration pass)',
+           "dict(_delete_=True, type='SCT')"),
+    Method('gps', 'GPS (1 gradient-selected entry per weight row + biases; mergeable)',
+           "dict(_delete_=True, type='GPS')",
+           lines="# GPS's selection pass: SupCon gradients on two contrastive views per image\n"
+                 "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
+                 "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
                         adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF',
-                        repadapter='RepAdapter', hydra='Hydra',
-                        fact='FacT')
+                        repadapter='RepAdapter', hydra='Hydra', fact='FacT',
+                        vpt_shallow='VPT-Shallow', vpt_deep='VPT-Deep', dtl='DTL', sct='SCT',
+                        gps='GPS')
 
 
 def _image_datasets() -> List[Dataset]:

@@ -44,3 +44,19 @@ fgvc_test_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
+
+# GPS's selection pass (PETLCalibrationHook views=2): two views of each training image through
+# its contrastive augmentation (GPS's TwoCropTransform: RandomResizedCrop 0.08-1, flip,
+# colour jitter 0.4/0.4/0.4/0.1 with p 0.8, grayscale p 0.2; bicubic as its VTAB runs).
+# vpetl_mm.ColorJitter: mmpretrain's, whose hue shift fails on NumPy 2 for negative factors.
+gps_contrast_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.08, 1.0),
+         interpolation='bicubic', backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomApply', prob=0.8, transforms=[
+        dict(type='vpetl_mm.ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)]),
+    dict(type='RandomGrayscale', prob=0.2, keep_channels=True,
+         channel_weights=(0.114, 0.587, 0.2989)),
+    dict(type='PackInputs'),
+]
