@@ -54,6 +54,11 @@ TRANSFER_DIR = osp.join(WORK, 'transfer')
 METHODS: List[Tuple[str, str]] = [
     ('Linear probe', 'frozen'), ('Full fine-tuning', 'full'), ('BitFit', 'bitfit'),
     ('LoRA', 'lora'), ('Adapter', 'adapter'), ('AdaptFormer', 'adaptformer')]
+# the image method zoo (``--zoo``): the learning check of docs/image.md
+ZOO: List[Tuple[str, str]] = [
+    ('SSF', 'ssf'), ('RepAdapter', 'repadapter'), ('Hydra', 'hydra'), ('FacT-TT', 'fact'),
+    ('VPT-shallow', 'vpt_shallow'), ('VPT-deep', 'vpt_deep'), ('DTL', 'dtl'), ('SCT', 'sct'),
+    ('GPS', 'gps'), ('Prefix tuning', 'prefix'), ('U-Tuning', 'utuning')]
 # (train, val) images per class; the rest of each class is the test split
 SOURCE_SPLIT, TARGET_SPLIT = (140, 20), (80, 20)
 
@@ -167,6 +172,31 @@ def transfer(name: str, key: str, threads: int, reuse: bool) -> None:
         f'{t_test:.0f} s')
 
 
+def untrained_head_top1() -> float:
+    """Target test top-1 of the pre-trained backbone under a freshly initialised head.
+
+    The floor every transfer must beat (the learning check): the frozen config's model with
+    its weights initialised as at step 0 of training, evaluated without any training.
+    """
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo', 'vit-tiny_digits5-9_frozen.py'))
+    cfg.work_dir = osp.join(ROOT, TRANSFER_DIR, 'untrained_head')
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the configs' paths are relative to the repository root
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.model.init_weights()  # the pre-trained backbone (init_cfg), a random head
+        return float(runner.test()['accuracy/top1'])
+    finally:
+        os.chdir(cwd)
+
+
+def learning_check(results: List[MethodResult], floor: float) -> List[str]:
+    """Names of the methods that do not beat the untrained head (empty: all learn)."""
+    return [r.method for r in results if not r.top1 > floor]
+
+
 def report(results: List[MethodResult], jobs: int, threads: int) -> str:
     """Step 4: print and save the table and the plot."""
     table = to_markdown(results, params_unit='raw')
@@ -195,15 +225,21 @@ def main() -> None:
                         help='rewrite the data and redo the pre-training even if present')
     parser.add_argument('--reuse-transfers', action='store_true',
                         help='skip a transfer whose test metrics already exist')
-    parser.add_argument('--methods', nargs='+', choices=[k for _, k in METHODS],
-                        default=[k for _, k in METHODS], help='transfer methods to run')
+    parser.add_argument('--zoo', action='store_true',
+                        help='also transfer with every method of the image zoo, and check that '
+                        'each beats the untrained head (docs/image.md, "Learning check")')
+    parser.add_argument('--methods', nargs='+', choices=[k for _, k in METHODS + ZOO],
+                        help='transfer methods to run (default: the six demo methods, and the '
+                        'zoo with --zoo)')
     args = parser.parse_args()
+    if args.methods is None:
+        args.methods = [k for _, k in METHODS + (ZOO if args.zoo else [])]
     start = time.perf_counter()
     os.makedirs(osp.join(ROOT, WORK), exist_ok=True)
 
     prepare_data(args.force)
     pretrain(args.force, args.threads)
-    methods = [(n, k) for n, k in METHODS if k in args.methods]
+    methods = [(n, k) for n, k in METHODS + ZOO if k in args.methods]
     jobs = max(1, min(args.jobs, len(methods)))
     log(f'transfer: {len(methods)} methods, {jobs} at a time, {args.threads} thread(s) each')
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -215,6 +251,12 @@ def main() -> None:
     results = [load_result(n, osp.join(ROOT, TRANSFER_DIR, k)) for n, k in methods]
     table = report(results, jobs, args.threads)
     print('\n' + table + '\n', flush=True)
+    floor = untrained_head_top1()
+    failed = learning_check(results, floor)
+    log(f'learning check: untrained head {floor:.2f}% top-1; '
+        + (f'NOT beaten by {failed}' if failed else f'all {len(results)} methods beat it'))
+    if failed:
+        sys.exit(1)
     log(f'saved {WORK}/results.md and {WORK}/results.png; '
         f'total {time.perf_counter() - start:.0f} s')
 

@@ -87,6 +87,7 @@ IMAGE_COUNTS = {
     'partial1': 7_087_872, 'adapter': 156_768, 'lora': 294_912, 'adaptformer': 156_768,
     'ssf': 205_824, 'repadapter': 239_808, 'hydra': 239_712, 'fact': 61_440,
     'vpt_shallow': 76_800, 'vpt_deep': 460_800, 'dtl': 36_864, 'sct': 111_744, 'gps': 167_424,
+    'prefix': 3_743_232, 'utuning': 359_520,
 }
 IMAGE_DATASETS = (
     'vtab-cifar100', 'vtab-caltech101', 'vtab-dtd', 'vtab-flowers102', 'vtab-pets', 'vtab-svhn',

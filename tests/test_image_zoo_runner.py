@@ -32,6 +32,10 @@ ZOO = dict(
     VPT_deep=(dict(type='VPT', length=4, deep=True, dropout=0.1), 2 * 4 * 32),
     # rank-2 side layers before both blocks, added after the second
     DTL=(dict(type='DTL'), 2 * 2 * 32 * 2),
+    # per block: 2 prefixes (2 x 32) from a 4-wide MLP (32*4 + 4 + 4*64 + 64)
+    PrefixTuning=(dict(type='PrefixTuning', length=2, mid=4), 2 * (2 * 32 + 132 + 320)),
+    # per block: 2 key / value pairs (2 x 2 x 32) and a bottleneck-4 adapter
+    UTuning=(dict(type='UTuning', length=2, bottleneck=4), 2 * (2 * 2 * 32 + 2 * 32 * 4 + 4 + 32)),
     # 8 x 8 mixing per block; the calibration pass runs first (tools/train.py adds the hook)
     SCT=(dict(type='SCT', channels=8), 2 * (8 * 8 + 8)),
     # k = 1 per row + biases: patch conv 32 rows, per block qkv 96, proj 32, fc1 64, fc2 32;

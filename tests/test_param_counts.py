@@ -43,6 +43,9 @@ ROWS = [
     ('ViT-B/16', VIT_B, 'DTL', 36_864, 0.04),
     ('ViT-B/16', VIT_B, 'SCT', 111_744, 0.11),
     ('ViT-B/16', VIT_B, 'GPS', 167_424, None),  # published 0.22M counts the head (docstring)
+    # published 0.36M counts the folded prefixes (test below); training adds the MLP
+    ('ViT-B/16', VIT_B, 'PrefixTuning', 3_743_232, None),
+    ('ViT-B/16', VIT_B, 'UTuning', 359_520, 0.36),
     ('Swin-B', SWIN_B, 'Full', 86_745_016, 86.75),
     ('Swin-B', SWIN_B, 'BitFit', 201_656, 0.20),
     ('Swin-B', SWIN_B, 'LNTune', 59_392, 0.06),
@@ -87,3 +90,10 @@ def test_default_counts_match_published(backbone, tiny, method, exact, published
         assert count == 0 if published == 0 else (
             abs(count / 1e6 - published) / published <= 0.03
             or round(count / 1e6, 2) == published)
+
+
+def test_prefix_folded_count_matches_published():
+    """Image prefix tuning's 0.36M is the folded form, ``2*L*C`` per layer (L = 20)."""
+    method = build_petl(VIT_B, dict(type='PrefixTuning')).methods[0]
+    assert method.num_folded_params() == 12 * 2 * 20 * 768 == 368_640
+    assert abs(368_640 / 1e6 - 0.36) / 0.36 <= 0.03

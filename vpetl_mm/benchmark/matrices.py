@@ -79,6 +79,10 @@ IMAGE_METHODS = [
            "dict(_delete_=True, type='VPT', length=50, deep=True, dropout=0.1)"),
     Method('dtl', 'DTL (rank-2 side path from every block, swish-gated into blocks 6-11)',
            "dict(_delete_=True, type='DTL')"),
+    Method('prefix', 'Prefix tuning (20 key/value prefixes per layer, MLP re-parameterised)',
+           "dict(_delete_=True, type='PrefixTuning')"),
+    Method('utuning', 'U-Tuning (parallel prefix of 11 beside MHA, parallel adapter 8 beside FFN)',
+           "dict(_delete_=True, type='UTuning')"),
     # selection passes: PETLCalibrationHook (tools/train.py adds it; GPS sets its views)
     Method('sct', 'SCT (96 salient channels per block from a calibration pass)',
            "dict(_delete_=True, type='SCT')"),
@@ -93,7 +97,7 @@ _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit
                         adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF',
                         repadapter='RepAdapter', hydra='Hydra', fact='FacT',
                         vpt_shallow='VPT-Shallow', vpt_deep='VPT-Deep', dtl='DTL', sct='SCT',
-                        gps='GPS')
+                        gps='GPS', prefix='Prefix tuning', utuning='U-Tuning')
 
 
 def _image_datasets() -> List[Dataset]:

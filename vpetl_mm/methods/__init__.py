@@ -20,8 +20,10 @@ from .prefix import PrefixTuning
 from .repadapter import RepAdapter
 from .sct import SCT
 from .ssf import SSF
+from .utuning import UTuning
 from .vpt import VPT
 
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
-           'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT', 'VPT', 'DTL', 'SCT', 'GPS']
+           'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT', 'VPT', 'DTL', 'SCT', 'GPS',
+           'UTuning']

@@ -77,11 +77,16 @@ class PrefixTuning(BasePETLMethod):
     Parameters per block: ``L*C + C*mid + mid + 2*C*mid + 2*C`` (training);
     ``2*L*C`` once folded (:meth:`merge`, the inference form).
 
-    Defaults (video): L = 20 and mid = 128, the V-PETL code's ``att_preseqlen`` and the
-    ``att_mid_dim`` of its published recipe: ``sum over blocks C * (L + 3*mid + 2) + 24*mid`` =
-    4,888,064 on Video Swin-B. The published 6.37M cannot be reproduced: the released
-    ``prefix_qk`` code sizes its MLP as ``heads * 196`` wide and fails with a shape error when
-    run, and no (L, mid) of this definition gives 6.37M with round values (see docs/video.md).
+    Defaults: L = 20 and mid = 128, the V-PETL video code's ``att_preseqlen`` and the
+    ``att_mid_dim`` of its published recipe, on every family.
+
+    * video: ``sum over blocks C * (L + 3*mid + 2) + 24*mid`` = 4,888,064 trainable on Video
+      Swin-B. The published 6.37M cannot be reproduced: the released ``prefix_qk`` code sizes
+      its MLP as ``heads * 196`` wide and fails with a shape error when run, and no (L, mid)
+      of this definition gives 6.37M with round values (see docs/video.md).
+    * image: the published ViT-B/16 0.36M (FGVC table) counts the prefixes that remain after
+      folding, ``2*L*C`` per layer (:meth:`num_folded_params`): 368,640 at L = 20. Training
+      also holds the re-parameterisation MLP: 3,743,232 trainable parameters on ViT-B/16.
 
     Args:
         length: Prefix length L per layer.
@@ -129,6 +134,10 @@ class PrefixTuning(BasePETLMethod):
         super().remove_hooks()
         for attn in self._attns:
             attn.__dict__.pop('_petl_kv', None)
+
+    def num_folded_params(self) -> int:
+        """Size of the folded prefixes, ``2*L*C`` per layer: what an exported model keeps."""
+        return sum(2 * inj.module.length * inj.module.dim for inj in self.injected)
 
     def merge(self) -> None:
         for injection in self.injected:

@@ -102,10 +102,63 @@ def _swin3d_block_forward(self: nn.Module, x: torch.Tensor,
 
 _swin3d_block_forward.non_reentrant = True  # Anatomy.uses_reentrant_checkpointing reads it
 
+def _mmpretrain_attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """mmpretrain ``MultiheadAttention.forward`` that accepts prefix keys / values.
+
+    Without prefixes it *is* the host's forward (called unchanged); with them, the host's
+    arithmetic over ``[prefix; tokens]`` keys and values, through the host's own attention
+    function (which honours its ``qk_scale``).
+    """
+    extra = extra_kv(self, x.shape[0])
+    if extra is None:
+        return type(self).forward(self, x)
+    B, N, _ = x.shape
+    qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dims).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    k_all, v_all, _ = _with_extra_kv(k, v, extra)
+    out = self.scaled_dot_product_attention(q, k_all, v_all,
+                                            dropout_p=self.attn_drop if self.training else 0.)
+    out = self.proj(out.transpose(1, 2).reshape(B, N, self.embed_dims))
+    out = self.out_drop(self.gamma1(self.proj_drop(out)))
+    return v.squeeze(1) + out if self.v_shortcut else out
+
+
+def _timm_attention_forward(self: nn.Module, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """timm ``Attention.forward`` that accepts prefix keys / values.
+
+    Without prefixes it is the host's forward, called unchanged (any timm version). With them
+    it re-does the default path of ``timm.layers.Attention`` (q/k norms, fused attention at
+    ``self.scale``, output norm and gate when the host has them) over ``[prefix; tokens]``; an
+    attention mask or causal attention has no defined meaning for prefixes and is refused.
+    """
+    extra = extra_kv(self, x.shape[0])
+    if extra is None:
+        return type(self).forward(self, x, *args, **kwargs)
+    if any(a is not None and a is not False for a in list(args) + list(kwargs.values())):
+        raise ValueError('Prefix keys / values on a timm Attention called with an attention '
+                         'mask or is_causal are not supported: use the default call.')
+    B, N, _ = x.shape
+    gate = getattr(self, 'gate', None)
+    gate = gate(x).sigmoid() if gate is not None else None
+    qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    q, k = self.q_norm(q), self.k_norm(k)
+    k, v, _ = _with_extra_kv(k, v, extra)
+    out = F.scaled_dot_product_attention(q, k, v, scale=self.scale,
+                                         dropout_p=self.attn_drop.p if self.training else 0.)
+    out = out.transpose(1, 2).reshape(B, N, getattr(self, 'attn_dim', q.shape[1] * q.shape[3]))
+    out = getattr(self, 'norm', nn.Identity())(out)
+    if gate is not None:
+        out = out * gate
+    return self.proj_drop(self.proj(out))
+
+
 HOST_PATCHES: Dict[str, Callable] = dict(
     videomae_attention=_videomae_attention_forward,
     swin3d_window_attention=_swin3d_window_attention_forward,
-    swin3d_block=_swin3d_block_forward)
+    swin3d_block=_swin3d_block_forward,
+    mmpretrain_attention=_mmpretrain_attention_forward,
+    timm_attention=_timm_attention_forward)
 
 
 def apply_host_patch(module: nn.Module, patch: str) -> None:

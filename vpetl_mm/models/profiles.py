@@ -77,7 +77,7 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         name='mmpretrain.VisionTransformer',
         classes=('mmpretrain.models.backbones.vision_transformer.VisionTransformer',),
         family='image', blocks='layers.*', tokens='sequence', prefix_tokens='num_extra_tokens',
-        grid='patch_embed.projection',
+        grid='patch_embed.projection', kv_attention='mmpretrain_attention',
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='ffn',
                    fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
     BackboneProfile(
@@ -107,7 +107,8 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
     BackboneProfile(
         name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
         family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
-        prefix_tokens='num_prefix_tokens', grid='timm_model.patch_embed.proj', sites=_TIMM_SITES),
+        prefix_tokens='num_prefix_tokens', grid='timm_model.patch_embed.proj', sites=_TIMM_SITES,
+        kv_attention='timm_attention'),
 )}
 
 
