@@ -74,9 +74,10 @@ EXPECTED.update({f'{method}/{backbone}_{dataset}.py': counts[i]
                  for i, backbone in enumerate(('videomae-b', 'videoswin-b'))
                  for dataset in ('ssv2', 'hmdb51', 'k400')})
 
-# The image benchmark (generated): ViT-B/16 trainable backbone parameters, the same on all 24
-# datasets (docs/image.md). BitFit: every bias; LN-tune: 25 LayerNorms; Partial-1: the last
-# block (not the final norm); Adapter / AdaptFormer, bottleneck 8: 12 * (2 * 768 * 8 + 8 + 768);
+# The image benchmark (generated): ViT-B/16 trainable backbone parameters with each method's
+# defaults, the same on all 24 datasets but where a per-task size applies (below; docs/image.md).
+# BitFit: every bias; LN-tune: 25 LayerNorms; Partial-1: the last block (not the final norm);
+# Adapter / AdaptFormer, bottleneck 8: 12 * (2 * 768 * 8 + 8 + 768);
 # LoRA rank 8 on q and v: 12 * 2 * 8 * (768 + 768); SSF: 2 * (768 + 12 * 8448 + 768);
 # RepAdapter (repblock, hidden 8, groups 2): 24 * (768 * 8 + 8 + 768 * 4 + 768); Hydra rank 2:
 # 12 * ((768 + 3 * 768) * 2 + 4 + 1536 + (3072 + 3 * 768) * 2 + 4 + 1536); FacT-TT rank 16:
@@ -97,6 +98,37 @@ IMAGE_DATASETS = (
     'fgvc-flowers', 'fgvc-dogs', 'fgvc-cars')
 EXPECTED.update({f'{method}/vit-b_{dataset}.py': count
                  for method, count in IMAGE_COUNTS.items() for dataset in IMAGE_DATASETS})
+
+
+# Where a size hyper-parameter is set per task (vpetl_mm/benchmark/pertask.py: FacT-TK's rank,
+# GPS's k, VPT-deep's length), the count follows the methods' docstring formulas with the task's
+# values; the other datasets keep IMAGE_COUNTS (Hydra's and RepAdapter's scale / dropout do not
+# change it).
+def _fact_count(mode: str = 'tt', rank: int = 16, **_) -> int:
+    # U and V: 2 D r; TT: 144 r x r cores; TK: one r x r x r core and an r x 144 factor matrix
+    return 2 * 768 * rank + (144 * rank ** 2 if mode == 'tt' else rank ** 3 + 144 * rank)
+
+
+def _gps_count(k: int = 1, **_) -> int:
+    # k entries + 1 bias per output row of the patch embedding, qkv, proj, fc1 and fc2
+    return (k + 1) * (768 + 12 * (2304 + 768 + 3072 + 768))
+
+
+def _vpt_deep_count(length: int = 50, **_) -> int:
+    return 12 * length * 768
+
+
+SIZED_COUNTS = dict(fact=_fact_count, gps=_gps_count, vpt_deep=_vpt_deep_count)
+
+
+def _per_task_kwargs(method: str, dataset: str) -> dict:
+    from vpetl_mm.benchmark.pertask import lookup
+    found = lookup(method, dataset)
+    return found[0] if found else {}
+
+
+EXPECTED.update({f'{method}/vit-b_{dataset}.py': count(**_per_task_kwargs(method, dataset))
+                 for method, count in SIZED_COUNTS.items() for dataset in IMAGE_DATASETS})
 
 
 def _run_batches(configs: List[str]) -> Dict[str, dict]:
@@ -121,8 +153,12 @@ def _run_batches(configs: List[str]) -> Dict[str, dict]:
 
 
 @pytest.fixture(scope='module')
-def built() -> Dict[str, dict]:
-    return _run_batches(CONFIGS)
+def built(request) -> Dict[str, dict]:
+    # only the configs of the selected test_config_builds cases: `-k gps` builds GPS's alone
+    selected = [item.callspec.params['config'] for item in request.session.items
+                if getattr(item, 'module', None) is request.module
+                and getattr(item, 'originalname', '') == 'test_config_builds']
+    return _run_batches(selected or CONFIGS)
 
 
 @pytest.mark.parametrize('config', CONFIGS)
@@ -133,6 +169,22 @@ def test_config_builds(config, built):
     expected = EXPECTED.get(config)
     if expected is not None:
         assert result['backbone_trainable'] == expected
+
+
+def test_per_task_counts():
+    """The formulas give the defaults, and the per-task sizes spot-checked by hand."""
+    assert all(count() == IMAGE_COUNTS[method] for method, count in SIZED_COUNTS.items())
+    assert EXPECTED['fact/vit-b_vtab-cifar100.py'] == 49_152 + 32_768 + 4_608  # TK, rank 32
+    assert EXPECTED['fact/vit-b_vtab-dtd.py'] == 24_576 + 4_096 + 2_304  # TK, rank 16
+    assert EXPECTED['fact/vit-b_fgvc-cub.py'] == 61_440  # no FacT value: TT, rank 16
+    assert EXPECTED['gps/vit-b_vtab-pcam.py'] == 251_136  # k = 2
+    assert EXPECTED['gps/vit-b_vtab-dtd.py'] == 167_424  # k = 1
+    assert EXPECTED['gps/vit-b_fgvc-nabirds.py'] == 21 * 83_712  # k = 20
+    assert EXPECTED['gps/vit-b_fgvc-cars.py'] == 16 * 83_712  # k = 15
+    assert EXPECTED['vpt_deep/vit-b_vtab-sun397.py'] == 46_080  # P = 5
+    assert EXPECTED['vpt_deep/vit-b_vtab-dmlab.py'] == 921_600  # P = 100
+    assert EXPECTED['vpt_deep/vit-b_vtab-dtd.py'] == 460_800  # no VPT value: P = 50
+    assert EXPECTED['hydra/vit-b_vtab-dtd.py'] == IMAGE_COUNTS['hydra']
 
 
 def test_generated_configs_match_the_generator():

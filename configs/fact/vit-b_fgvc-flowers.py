@@ -1,4 +1,4 @@
-# FacT-TT (rank 16, U / V shared by all layers; mergeable)
+# FacT (VTAB-1k: FacT-TK, per-task rank and scale; FGVC: FacT-TT rank 16; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # FGVC OxfordFlower (102 classes).
 # Published: no figure for this method on this dataset

@@ -1,4 +1,4 @@
-# FacT-TT (rank 16, U / V shared by all layers; mergeable)
+# FacT (VTAB-1k: FacT-TK, per-task rank and scale; FGVC: FacT-TT rank 16; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k cifar (natural) (100 classes).
 # Published: 0.07M (VTAB-1k table) trainable parameters, top-1 70.60
@@ -7,7 +7,8 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='FacT')),
+    # mode, rank, scale for this task: JieShibo/PETL-ViT@026e4f1 FacT/configs/tk/cifar.yaml
+    backbone=dict(petl=dict(_delete_=True, type='FacT', mode='tk', rank=32, scale=0.1)),
     head=dict(num_classes=100,
               loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
                         mode='original')))

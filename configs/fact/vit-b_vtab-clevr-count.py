@@ -1,4 +1,4 @@
-# FacT-TT (rank 16, U / V shared by all layers; mergeable)
+# FacT (VTAB-1k: FacT-TK, per-task rank and scale; FGVC: FacT-TT rank 16; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k clevr_count (structured) (8 classes).
 # Published: 0.07M (VTAB-1k table) trainable parameters, top-1 82.60
@@ -7,7 +7,8 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='FacT')),
+    # mode, rank, scale for this task: JieShibo/PETL-ViT@026e4f1 FacT/configs/tk/clevr_count.yaml
+    backbone=dict(petl=dict(_delete_=True, type='FacT', mode='tk', rank=32, scale=10.0)),
     head=dict(num_classes=8))
 data_preprocessor = dict(num_classes=8)
 # the fields every split shares

@@ -1,4 +1,4 @@
-# FacT-TT (rank 16, U / V shared by all layers; mergeable)
+# FacT (VTAB-1k: FacT-TK, per-task rank and scale; FGVC: FacT-TT rank 16; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k diabetic_retinopathy (specialized) (5 classes).
 # Published: 0.07M (VTAB-1k table) trainable parameters, top-1 75.70
@@ -7,7 +7,9 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='FacT')),
+    # mode, rank, scale for this task: JieShibo/PETL-ViT@026e4f1
+    # FacT/configs/tk/diabetic_retinopathy.yaml
+    backbone=dict(petl=dict(_delete_=True, type='FacT', mode='tk', rank=16, scale=1.0)),
     head=dict(num_classes=5,
               loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
                         mode='original')))

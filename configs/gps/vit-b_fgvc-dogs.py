@@ -1,4 +1,4 @@
-# GPS (1 gradient-selected entry per weight row + biases; mergeable)
+# GPS (k gradient-selected entries per weight row + biases, k per task; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # FGVC StanfordDogs (120 classes).
 # Published: 0.66M (FGVC table) trainable parameters, top-1 92.20
@@ -7,15 +7,20 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/fgvc.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='GPS')),
+    # k, drop path for this task: FightingFighting/GPS@72e0c31
+    # train_scripts/vit/fgvc/stanford_dogs/train_gps.sh
+    backbone=dict(petl=dict(_delete_=True, type='GPS', k=1),
+                  backbone=dict(drop_path_rate=0.0)),
     head=dict(num_classes=120))
 data_preprocessor = dict(num_classes=120)
 # the fields every split shares
 dataset = dict(data_root='data/fgvc/StanfordDogs', name='dogs')
-train_dataloader = dict(dataset=dataset)
+# lr / weight decay / batch size for this task: FightingFighting/GPS@72e0c31
+# train_scripts/vit/fgvc/stanford_dogs/train_gps.sh
+train_dataloader = dict(batch_size=64, dataset=dataset)
 val_dataloader = dict(dataset=dataset)
 test_dataloader = dict(dataset=dataset)
-optim_wrapper = dict(optimizer=dict(lr=0.00025, weight_decay=0.05))
+optim_wrapper = dict(optimizer=dict(lr=0.0001, weight_decay=0.0))
 
 # GPS's selection pass: SupCon gradients on two contrastive views per image
 custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,

@@ -1,4 +1,4 @@
-# Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)
+# Hydra (parallel + sequential rank-2 branches on proj and fc2; per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # FGVC StanfordDogs (120 classes).
 # Published: no figure for this method on this dataset

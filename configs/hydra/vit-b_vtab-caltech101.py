@@ -1,4 +1,4 @@
-# Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)
+# Hydra (parallel + sequential rank-2 branches on proj and fc2; per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k caltech101 (natural) (102 classes).
 # Published: 0.28M (VTAB-1k table) trainable parameters, top-1 91.30
@@ -7,14 +7,18 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='Hydra')),
+    # scale, dropout for this task: extremebird/Hydra@4138457
+    # vtab1k/configs/hydra_both/caltech101.yaml
+    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=4.0, dropout=0.1)),
     head=dict(num_classes=102,
               loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
                         mode='original')))
 data_preprocessor = dict(num_classes=102)
 # the fields every split shares
 dataset = dict(data_root='data/vtab-1k/caltech101', task='caltech101')
-train_dataloader = dict(dataset=dataset)
+# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
+# vtab1k/configs/hydra_both/caltech101.yaml
+train_dataloader = dict(batch_size=32, dataset=dataset)
 val_dataloader = dict(dataset=dataset)
 test_dataloader = dict(dataset=dataset)
-optim_wrapper = dict(optimizer=dict(lr=0.006, weight_decay=0.35))
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

@@ -1,4 +1,4 @@
-# Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)
+# Hydra (parallel + sequential rank-2 branches on proj and fc2; per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k dsprites_loc (structured) (16 classes).
 # Published: 0.28M (VTAB-1k table) trainable parameters, top-1 80.30
@@ -7,12 +7,16 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='Hydra')),
+    # scale, dropout for this task: extremebird/Hydra@4138457
+    # vtab1k/configs/hydra_both/dsprites_loc.yaml
+    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=4.5, dropout=0.2)),
     head=dict(num_classes=16))
 data_preprocessor = dict(num_classes=16)
 # the fields every split shares
 dataset = dict(data_root='data/vtab-1k/dsprites_loc', task='dsprites_loc')
-train_dataloader = dict(dataset=dataset)
+# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
+# vtab1k/configs/hydra_both/dsprites_loc.yaml
+train_dataloader = dict(batch_size=16, dataset=dataset)
 val_dataloader = dict(dataset=dataset)
 test_dataloader = dict(dataset=dataset)
-optim_wrapper = dict(optimizer=dict(lr=0.003, weight_decay=0.001))
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

@@ -1,4 +1,4 @@
-# Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)
+# Hydra (parallel + sequential rank-2 branches on proj and fc2; per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k kitti (structured) (4 classes).
 # Published: 0.28M (VTAB-1k table) trainable parameters, top-1 82.30
@@ -7,12 +7,16 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='Hydra')),
+    # scale, dropout for this task: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/kitti.yaml
+    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=4.5, dropout=0.2)),
     head=dict(num_classes=4))
 data_preprocessor = dict(num_classes=4)
 # the fields every split shares
 dataset = dict(data_root='data/vtab-1k/kitti', task='kitti')
-train_dataloader = dict(dataset=dict(**dataset, pipeline={{_base_.vtab_train_pipeline_aug}}))
+# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
+# vtab1k/configs/hydra_both/kitti.yaml
+train_dataloader = dict(batch_size=64,
+                        dataset=dict(**dataset, pipeline={{_base_.vtab_train_pipeline_aug}}))
 val_dataloader = dict(dataset=dataset)
 test_dataloader = dict(dataset=dataset)
-optim_wrapper = dict(optimizer=dict(lr=0.0072, weight_decay=0.0001))
+optim_wrapper = dict(optimizer=dict(lr=0.0005, weight_decay=0.0001))

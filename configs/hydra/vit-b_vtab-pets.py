@@ -1,4 +1,4 @@
-# Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)
+# Hydra (parallel + sequential rank-2 branches on proj and fc2; per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k oxford_iiit_pet (natural) (37 classes).
 # Published: 0.28M (VTAB-1k table) trainable parameters, top-1 91.40
@@ -7,14 +7,19 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='Hydra')),
+    # scale, dropout for this task: extremebird/Hydra@4138457
+    # vtab1k/configs/hydra_both/oxford_iiit_pet.yaml
+    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=0.1, dropout=0.0)),
     head=dict(num_classes=37,
               loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
                         mode='original')))
 data_preprocessor = dict(num_classes=37)
 # the fields every split shares
 dataset = dict(data_root='data/vtab-1k/oxford_iiit_pet', task='oxford_iiit_pet')
-train_dataloader = dict(dataset=dict(**dataset, pipeline={{_base_.vtab_train_pipeline_aug}}))
+# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
+# vtab1k/configs/hydra_both/oxford_iiit_pet.yaml
+train_dataloader = dict(batch_size=32,
+                        dataset=dict(**dataset, pipeline={{_base_.vtab_train_pipeline_aug}}))
 val_dataloader = dict(dataset=dataset)
 test_dataloader = dict(dataset=dataset)
-optim_wrapper = dict(optimizer=dict(lr=0.0007, weight_decay=0.8))
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

@@ -1,4 +1,4 @@
-# Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)
+# Hydra (parallel + sequential rank-2 branches on proj and fc2; per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k smallnorb_azi (structured) (18 classes).
 # Published: 0.28M (VTAB-1k table) trainable parameters, top-1 34.50
@@ -7,12 +7,16 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='Hydra')),
+    # scale, dropout for this task: extremebird/Hydra@4138457
+    # vtab1k/configs/hydra_both/smallnorb_azi.yaml
+    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=3.0, dropout=0.2)),
     head=dict(num_classes=18))
 data_preprocessor = dict(num_classes=18)
 # the fields every split shares
 dataset = dict(data_root='data/vtab-1k/smallnorb_azi', task='smallnorb_azi')
-train_dataloader = dict(dataset=dataset)
+# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
+# vtab1k/configs/hydra_both/smallnorb_azi.yaml
+train_dataloader = dict(batch_size=64, dataset=dataset)
 val_dataloader = dict(dataset=dataset)
 test_dataloader = dict(dataset=dataset)
-optim_wrapper = dict(optimizer=dict(lr=0.0062, weight_decay=0.005))
+optim_wrapper = dict(optimizer=dict(lr=0.005, weight_decay=1e-05))

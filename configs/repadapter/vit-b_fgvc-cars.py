@@ -1,4 +1,4 @@
-# RepAdapter (repblock: hidden 8, groups 2, scale 1; mergeable)
+# RepAdapter (repblock: hidden 8, groups 2, per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # FGVC StanfordCars (196 classes).
 # Published: no figure for this method on this dataset

@@ -1,4 +1,4 @@
-# RepAdapter (repblock: hidden 8, groups 2, scale 1; mergeable)
+# RepAdapter (repblock: hidden 8, groups 2, per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k kitti (structured) (4 classes).
 # Published: 0.22M (VTAB-1k table) trainable parameters, top-1 79.90
@@ -7,7 +7,8 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='RepAdapter')),
+    # scale for this task: luogen1996/RepAdapter@360992f configs/repblock/kitti.yaml
+    backbone=dict(petl=dict(_delete_=True, type='RepAdapter', scale=5.0)),
     head=dict(num_classes=4))
 data_preprocessor = dict(num_classes=4)
 # the fields every split shares

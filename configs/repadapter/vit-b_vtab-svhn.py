@@ -1,4 +1,4 @@
-# RepAdapter (repblock: hidden 8, groups 2, scale 1; mergeable)
+# RepAdapter (repblock: hidden 8, groups 2, per-task scale; mergeable)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k svhn (natural) (10 classes).
 # Published: 0.22M (VTAB-1k table) trainable parameters, top-1 90.70
@@ -7,7 +7,8 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='RepAdapter')),
+    # scale for this task: luogen1996/RepAdapter@360992f configs/repblock/svhn.yaml
+    backbone=dict(petl=dict(_delete_=True, type='RepAdapter', scale=10.0)),
     head=dict(num_classes=10,
               loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
                         mode='original')))

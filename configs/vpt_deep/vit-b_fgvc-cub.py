@@ -1,4 +1,4 @@
-# VPT-deep (50 prompt tokens per layer, prompt dropout 0.1)
+# VPT-deep (P prompts per layer: 50, or VPT's own P for the task; prompt dropout 0.1)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # FGVC CUB_200_2011 (200 classes).
 # Published: 0.85M (FGVC table) trainable parameters, top-1 88.50

@@ -1,4 +1,4 @@
-# VPT-deep (50 prompt tokens per layer, prompt dropout 0.1)
+# VPT-deep (P prompts per layer: 50, or VPT's own P for the task; prompt dropout 0.1)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k eurosat (specialized) (10 classes).
 # Published: 0.56M (VTAB-1k table) trainable parameters, top-1 96.10
@@ -7,7 +7,8 @@
 _base_ = ['../_base_/image/vit-b16.py', '../_base_/image/vtab-1k.py']
 
 model = dict(
-    backbone=dict(petl=dict(_delete_=True, type='VPT', length=50, deep=True, dropout=0.1)),
+    # length for this task: KMnP/vpt@4410440 demo.ipynb
+    backbone=dict(petl=dict(_delete_=True, type='VPT', length=100, deep=True, dropout=0.1)),
     head=dict(num_classes=10,
               loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
                         mode='original')))

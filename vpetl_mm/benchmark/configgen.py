@@ -52,6 +52,9 @@ class Matrix:
     # (method, dataset) -> (extra head fields, config lines after `model`), for settings that
     # differ per dataset (image: data root, loss, lr / wd ...)
     extra: Optional[Callable[[Method, Dataset], Tuple[str, str]]] = None
+    # (method, dataset) -> the `backbone=...` entry of `model` (indented source, comments allowed)
+    # where the method's settings differ per dataset, or None for `backbone=dict(petl=<petl>)`
+    backbone: Optional[Callable[[Method, Dataset], Optional[str]]] = None
 
 
 def _published_line(matrix: Matrix, method: Method, backbone: Backbone,
@@ -73,6 +76,7 @@ def _published_line(matrix: Matrix, method: Method, backbone: Backbone,
 def render(matrix: Matrix, method: Method, backbone: Backbone, dataset: Dataset) -> str:
     """The source of ``configs/<method>/<backbone>_<dataset>.py``."""
     head_fields, body = matrix.extra(method, dataset) if matrix.extra else ('', '')
+    entry = matrix.backbone(method, dataset) if matrix.backbone else None
     return '\n'.join([
         f'# {method.title}',
         f'# on {backbone.title},',
@@ -82,7 +86,7 @@ def render(matrix: Matrix, method: Method, backbone: Backbone, dataset: Dataset)
         f"_base_ = ['../{backbone.base}', '../{dataset.base}']",
         '',
         'model = dict(',
-        f'    backbone=dict(petl={method.petl}),',
+        entry or f'    backbone=dict(petl={method.petl}),',
         f'    {matrix.head}=dict(num_classes={dataset.num_classes}{head_fields}))',
         body,
     ] + ([method.lines] if method.lines else []))

@@ -2,9 +2,10 @@
 
 Edit here, then run ``python tools/generate_configs.py``.
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from .configgen import Backbone, Dataset, Matrix, Method
+from .pertask import lookup, with_overrides
 
 VIDEO = Matrix(
     name='video',
@@ -67,15 +68,18 @@ IMAGE_METHODS = [
     # the method zoo (docs/image.md); the reference's common lr / wd table
     Method('ssf', 'SSF (scale and shift after every operation, mergeable)',
            "dict(_delete_=True, type='SSF')"),
-    Method('repadapter', 'RepAdapter (repblock: hidden 8, groups 2, scale 1; mergeable)',
+    Method('repadapter', 'RepAdapter (repblock: hidden 8, groups 2, per-task scale; mergeable)',
            "dict(_delete_=True, type='RepAdapter')"),
-    Method('hydra', 'Hydra (parallel + sequential rank-2 branches on proj and fc2; mergeable)',
+    Method('hydra', 'Hydra (parallel + sequential rank-2 branches on proj and fc2; per-task '
+                    'scale; mergeable)',
            "dict(_delete_=True, type='Hydra')"),
-    Method('fact', 'FacT-TT (rank 16, U / V shared by all layers; mergeable)',
+    Method('fact', 'FacT (VTAB-1k: FacT-TK, per-task rank and scale; FGVC: FacT-TT rank 16; '
+                   'mergeable)',
            "dict(_delete_=True, type='FacT')"),
     Method('vpt_shallow', 'VPT-shallow (100 prompt tokens at the input)',
            "dict(_delete_=True, type='VPT')"),
-    Method('vpt_deep', 'VPT-deep (50 prompt tokens per layer, prompt dropout 0.1)',
+    Method('vpt_deep', "VPT-deep (P prompts per layer: 50, or VPT's own P for the task; "
+                       'prompt dropout 0.1)',
            "dict(_delete_=True, type='VPT', length=50, deep=True, dropout=0.1)"),
     Method('dtl', 'DTL (rank-2 side path from every block, swish-gated into blocks 6-11)',
            "dict(_delete_=True, type='DTL')"),
@@ -86,7 +90,8 @@ IMAGE_METHODS = [
     # selection passes: PETLCalibrationHook (tools/train.py adds it; GPS sets its views)
     Method('sct', 'SCT (96 salient channels per block from a calibration pass)',
            "dict(_delete_=True, type='SCT')"),
-    Method('gps', 'GPS (1 gradient-selected entry per weight row + biases; mergeable)',
+    Method('gps', 'GPS (k gradient-selected entries per weight row + biases, k per task; '
+                  'mergeable)',
            "dict(_delete_=True, type='GPS')",
            lines="# GPS's selection pass: SupCon gradients on two contrastive views per image\n"
                  "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
@@ -112,7 +117,8 @@ def _image_datasets() -> List[Dataset]:
 
 
 def _image_extra(method: Method, dataset: Dataset) -> Tuple[str, str]:
-    """Per-dataset lines: data, loss (label smoothing) and lr / wd (the reference's table)."""
+    """Per-dataset lines: data, loss (label smoothing) and lr / wd (the reference's table, or
+    the method's own per-task recipe: vpetl_mm/benchmark/pertask.py)."""
     from ..datasets import (FGVC_DATASETS, FGVC_LR_WD, VTAB_AUGMENTED, VTAB_CIFAR100_LR_WD,
                             VTAB_DATASETS, VTAB_LABEL_SMOOTHING, VTAB_LR_WD)
     lines = []
@@ -131,9 +137,21 @@ def _image_extra(method: Method, dataset: Dataset) -> Tuple[str, str]:
         shared = dict(data_root=root, name=name)
     fields = ', '.join(f'{k}={v!r}' for k, v in shared.items())
     train = f'dict(**dataset, pipeline={{{{_base_.{pipeline}}}}})' if pipeline else 'dataset'
+    # the method's own per-task recipe, where its repository publishes one (pertask.py)
+    per_task = lookup(method.folder, dataset.key)
+    recipe = per_task[1] if per_task else {}
+    overridden = [_RECIPE_NAMES[k] for k in ('lr', 'weight_decay', 'batch_size') if k in recipe]
+    loader = f'dataset={train}'
+    if 'batch_size' in recipe:
+        loader = f"batch_size={recipe['batch_size']}, {loader}"
+        if len(loader) > 75:  # `train_dataloader = dict(...)` within 100 characters
+            loader = loader.replace(', dataset=', f",\n{' ' * 24}dataset=")
+    lr, wd = recipe.get('lr', lr), recipe.get('weight_decay', wd)
     lines += [f"data_preprocessor = dict(num_classes={dataset.num_classes})",
-              "# the fields every split shares", f"dataset = dict({fields})",
-              f"train_dataloader = dict(dataset={train})",
+              "# the fields every split shares", f"dataset = dict({fields})"]
+    if overridden:
+        lines += _comment(f"{' / '.join(overridden)} for this task: {per_task[2]}")
+    lines += [f"train_dataloader = dict({loader})",
               "val_dataloader = dict(dataset=dataset)",
               "test_dataloader = dict(dataset=dataset)",
               f"optim_wrapper = dict(optimizer=dict(lr={lr!r}, weight_decay={wd!r}))",
@@ -141,6 +159,31 @@ def _image_extra(method: Method, dataset: Dataset) -> Tuple[str, str]:
     loss = (f",\n{' ' * 14}loss=dict(_delete_=True, type='LabelSmoothLoss', "
             f"label_smooth_val={smoothing},\n{' ' * 24}mode='original')") if smoothing else ''
     return loss, '\n'.join(lines)
+
+
+_RECIPE_NAMES = dict(lr='lr', weight_decay='weight decay', batch_size='batch size',
+                     drop_path_rate='drop path')
+
+
+def _comment(text: str, indent: str = '') -> List[str]:
+    """``text`` as ``#`` comment lines of at most 100 characters."""
+    import textwrap
+    return textwrap.wrap(text, 100, initial_indent=f'{indent}# ',
+                         subsequent_indent=f'{indent}# ', break_on_hyphens=False)
+
+
+def _image_backbone(method: Method, dataset: Dataset) -> Optional[str]:
+    """The `backbone` entry with the method's per-task arguments (and drop path), if any."""
+    per_task = lookup(method.folder, dataset.key)
+    if per_task is None:
+        return None
+    kwargs, recipe, cite = per_task
+    names = list(kwargs) + [_RECIPE_NAMES[k] for k in ('drop_path_rate', ) if k in recipe]
+    lines = _comment(f"{', '.join(names)} for this task: {cite}", ' ' * 4)
+    entry = f'    backbone=dict(petl={with_overrides(method.petl, kwargs)}'
+    if 'drop_path_rate' in recipe:
+        entry += f",\n{' ' * 18}backbone=dict(drop_path_rate={recipe['drop_path_rate']!r})"
+    return '\n'.join(lines + [entry + '),'])
 
 
 def _image_published():
@@ -167,6 +210,7 @@ IMAGE = Matrix(
     datasets=_image_datasets(),
     published=_image_published(),
     source='V-PETL Bench, legacy protocol: test-set selection',
-    extra=_image_extra)
+    extra=_image_extra,
+    backbone=_image_backbone)
 
 MATRICES.append(IMAGE)
