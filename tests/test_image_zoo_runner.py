@@ -43,6 +43,8 @@ ZOO = dict(
     GPS=(dict(type='GPS'), 2 * (32 + 2 * (96 + 32 + 64 + 32)),
          "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
          "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
+    # a flow on both shortcuts of both blocks: affine 2 * 32 + 6 planar layers of 2 * 32 + 1
+    SNF=(dict(type='SNF'), 2 * 2 * (64 + 6 * 65)),
 )
 CALIBRATED = {'SCT', 'GPS'}
 

@@ -96,13 +96,16 @@ IMAGE_METHODS = [
            lines="# GPS's selection pass: SupCon gradients on two contrastive views per image\n"
                  "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
                  "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
+    Method('snf', 'SNF (affine + 6 planar layers on both shortcuts of every block)',
+           "dict(_delete_=True, type='SNF')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
                         adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF',
                         repadapter='RepAdapter', hydra='Hydra', fact='FacT',
                         vpt_shallow='VPT-Shallow', vpt_deep='VPT-Deep', dtl='DTL', sct='SCT',
-                        gps='GPS', prefix='Prefix tuning', utuning='U-Tuning')
+                        gps='GPS', prefix='Prefix tuning', utuning='U-Tuning',
+                        snf='SNF')
 
 
 def _image_datasets() -> List[Dataset]:

@@ -19,6 +19,7 @@ from .partial import Partial
 from .prefix import PrefixTuning
 from .repadapter import RepAdapter
 from .sct import SCT
+from .snf import SNF
 from .ssf import SSF
 from .utuning import UTuning
 from .vpt import VPT
@@ -26,4 +27,4 @@ from .vpt import VPT
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
            'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT', 'VPT', 'DTL', 'SCT', 'GPS',
-           'UTuning']
+           'UTuning', 'SNF']
