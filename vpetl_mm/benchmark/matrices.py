@@ -87,13 +87,16 @@ IMAGE_METHODS = [
            lines="# GPS's selection pass: SupCon gradients on two contrastive views per image\n"
                  "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
                  "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
+    # a fixed subnet (NOAH's searched VTAB SVHN one); tools/noah_search.py finds one per task
+    Method('noah', 'NOAH (Adapter + LoRA + VPT-deep per layer; a fixed searched subnet)',
+           "dict(_delete_=True, type='NOAH')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
                         adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF',
                         repadapter='RepAdapter', hydra='Hydra', fact='FacT',
                         vpt_shallow='VPT-Shallow', vpt_deep='VPT-Deep', dtl='DTL', sct='SCT',
-                        gps='GPS')
+                        gps='GPS', noah='NOAH')
 
 
 def _image_datasets() -> List[Dataset]:
