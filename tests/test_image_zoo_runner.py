@@ -39,6 +39,8 @@ ZOO = dict(
     GPS=(dict(type='GPS'), 2 * (32 + 2 * (96 + 32 + 64 + 32)),
          "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
          "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
+    # per block: 2 prompts (2 * 32), rank 2 on qkv (2 * (32 + 96)), adapter 2 (2 * 2 * 32 + 2 + 32)
+    NOAH=(dict(type='NOAH', vpt=2, lora=2, adapter=2), 2 * (2 * 32 + 2 * 128 + 2 * 64 + 2 + 32)),
 )
 CALIBRATED = {'SCT', 'GPS'}
 
