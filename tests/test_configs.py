@@ -53,6 +53,8 @@ EXPECTED = {
     'examples/swin-b_k400_bitfit.py': 1_090_376,
     'examples/vit-b16_vtab-dtd_adaptformer.py': 156_768,
 }
+# the NOAH supernet: widths 10 everywhere, 12 * (768 * 10 + 3072 * 10 + 1537 * 10 + 768)
+EXPECTED['examples/vit-b16_vtab-dtd_noah-supernet.py'] = 654_456
 EXPECTED.update({f'{method}/{setting}': counts[_COLUMN[setting]]
                  for method, counts in DENSE_COUNTS.items() for setting in DENSE_SETTINGS})
 
@@ -93,6 +95,9 @@ IMAGE_COUNTS = {
     'vpt_shallow': 76_800, 'vpt_deep': 460_800, 'dtl': 36_864, 'sct': 111_744, 'gps': 167_424,
     'prefix': 3_743_232, 'utuning': 359_520, 'snf': 258_192,
 }
+# NOAH: its default subnet (NOAH's searched VTAB SVHN one), per layer 768 P + 3072 r
+# + 1537 m + 768 [m > 0]: 768 * 70 + 3072 * 85 + 1537 * 70 + 12 * 768
+IMAGE_COUNTS['noah'] = 431_686
 IMAGE_DATASETS = (
     'vtab-cifar100', 'vtab-caltech101', 'vtab-dtd', 'vtab-flowers102', 'vtab-pets', 'vtab-svhn',
     'vtab-sun397', 'vtab-pcam', 'vtab-eurosat', 'vtab-resisc45', 'vtab-retinopathy',

@@ -21,7 +21,8 @@ TINY_HPARAMS = dict(LoRA=dict(rank=4), Adapter=dict(bottleneck=4), AdaptFormer=d
                    Mona=dict(bottleneck=8), LoRand=dict(mid=8, kernel=2), E3VA=dict(rank=4),
                    BAPAT=dict(bottleneck=4, att_mid=4), PrefixTuning=dict(length=2, mid=4),
                    RepAdapter=dict(hidden=4), FacT=dict(rank=4), VPT=dict(length=4),
-                   SCT=dict(channels=8), UTuning=dict(length=2, bottleneck=4))
+                   SCT=dict(channels=8), UTuning=dict(length=2, bottleneck=4),
+                   NOAH=dict(vpt=2, lora=2, adapter=2))
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 
 

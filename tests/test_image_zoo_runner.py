@@ -45,6 +45,8 @@ ZOO = dict(
          "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
     # a flow on both shortcuts of both blocks: affine 2 * 32 + 6 planar layers of 2 * 32 + 1
     SNF=(dict(type='SNF'), 2 * 2 * (64 + 6 * 65)),
+    # per block: 2 prompts (2 * 32), rank 2 on qkv (2 * (32 + 96)), adapter 2 (2 * 2 * 32 + 2 + 32)
+    NOAH=(dict(type='NOAH', vpt=2, lora=2, adapter=2), 2 * (2 * 32 + 2 * 128 + 2 * 64 + 2 + 32)),
 )
 CALIBRATED = {'SCT', 'GPS'}
 

@@ -98,6 +98,9 @@ IMAGE_METHODS = [
                  "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
     Method('snf', 'SNF (affine + 6 planar layers on both shortcuts of every block)',
            "dict(_delete_=True, type='SNF')"),
+    # a fixed subnet (NOAH's searched VTAB SVHN one); tools/noah_search.py finds one per task
+    Method('noah', 'NOAH (Adapter + LoRA + VPT-deep per layer; a fixed searched subnet)',
+           "dict(_delete_=True, type='NOAH')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
@@ -105,7 +108,7 @@ _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit
                         repadapter='RepAdapter', hydra='Hydra', fact='FacT',
                         vpt_shallow='VPT-Shallow', vpt_deep='VPT-Deep', dtl='DTL', sct='SCT',
                         gps='GPS', prefix='Prefix tuning', utuning='U-Tuning',
-                        snf='SNF')
+                        snf='SNF', noah='NOAH')
 
 
 def _image_datasets() -> List[Dataset]:

@@ -15,6 +15,7 @@ from .ln_tune import LNTune
 from .lora import LoRA
 from .lorand import LoRand
 from .mona import Mona
+from .noah import NOAH
 from .partial import Partial
 from .prefix import PrefixTuning
 from .repadapter import RepAdapter
@@ -27,4 +28,4 @@ from .vpt import VPT
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
            'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT', 'VPT', 'DTL', 'SCT', 'GPS',
-           'UTuning', 'SNF']
+           'UTuning', 'SNF', 'NOAH']
