@@ -43,6 +43,9 @@ ROWS = [
     ('ViT-B/16', VIT_B, 'DTL', 36_864, 0.04),
     ('ViT-B/16', VIT_B, 'SCT', 111_744, 0.11),
     ('ViT-B/16', VIT_B, 'GPS', 167_424, None),  # published 0.22M counts the head (docstring)
+    ('ViT-B/16', VIT_B, 'LST', 2_376_492, 2.38),
+    ('ViT-B/16', VIT_B, 'LAST', 655_872, 0.66),
+    ('ViT-B/16', VIT_B, 'HST', 820_904, None),  # 764,840 (HST's own) + up 56,064 (docstring)
     ('Swin-B', SWIN_B, 'Full', 86_745_016, 86.75),
     ('Swin-B', SWIN_B, 'BitFit', 201_656, 0.20),
     ('Swin-B', SWIN_B, 'LNTune', 59_392, 0.06),
