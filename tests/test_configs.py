@@ -82,11 +82,14 @@ EXPECTED.update({f'{method}/{backbone}_{dataset}.py': counts[i]
 # 12 * ((768 + 3 * 768) * 2 + 4 + 1536 + (3072 + 3 * 768) * 2 + 4 + 1536); FacT-TT rank 16:
 # 2 * 768 * 16 + 144 * 16 ** 2; VPT 100 * 768 (shallow), 12 * 50 * 768 (deep); DTL
 # 12 * 2 * 768 * 2; SCT 12 * (96 * 96 + 96); GPS k = 1: 2 * (768 + 12 * (2304 + 768 + 3072 + 768)).
+# LST r = 8: 12 * (111,840 + 73,824 + 1) + 73,824 + 192 + 74,496; LAST rank 32:
+# 12 * 54,656; HST: side 727,976 + block norms 36,864 + up 56,064.
 IMAGE_COUNTS = {
     'full': 85_798_656, 'linear': 0, 'bitfit': 102_912, 'lntune': 38_400,
     'partial1': 7_087_872, 'adapter': 156_768, 'lora': 294_912, 'adaptformer': 156_768,
     'ssf': 205_824, 'repadapter': 239_808, 'hydra': 239_712, 'fact': 61_440,
     'vpt_shallow': 76_800, 'vpt_deep': 460_800, 'dtl': 36_864, 'sct': 111_744, 'gps': 167_424,
+    'lst': 2_376_492, 'last': 655_872, 'hst': 820_904,
 }
 IMAGE_DATASETS = (
     'vtab-cifar100', 'vtab-caltech101', 'vtab-dtd', 'vtab-flowers102', 'vtab-pets', 'vtab-svhn',

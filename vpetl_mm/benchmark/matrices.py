@@ -87,13 +87,20 @@ IMAGE_METHODS = [
            lines="# GPS's selection pass: SupCon gradients on two contrastive views per image\n"
                  "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
                  "                     pipeline={{_base_.gps_contrast_pipeline}})]\n"),
+    # side networks (docs/image.md): LST and LAST run the backbone without autograd
+    Method('lst', 'LST (pruned ladder side transformer, width D/8, no-grad backbone)',
+           "dict(_delete_=True, type='LST')"),
+    Method('last', 'LAST (rank-32 low-rank self-attention side blocks, no-grad backbone)',
+           "dict(_delete_=True, type='LAST')"),
+    Method('hst', 'HST (meta-registers + bridges into a 4-stage side network; block norms)',
+           "dict(_delete_=True, type='HST')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
                         adapter='Adapter', lora='LoRA', adaptformer='AdaptFormer', ssf='SSF',
                         repadapter='RepAdapter', hydra='Hydra', fact='FacT',
                         vpt_shallow='VPT-Shallow', vpt_deep='VPT-Deep', dtl='DTL', sct='SCT',
-                        gps='GPS')
+                        gps='GPS', lst='LST', last='LAST', hst='HST')
 
 
 def _image_datasets() -> List[Dataset]:
