@@ -294,6 +294,9 @@ def test_hst_side_feature_reaches_every_output_layout():
     tiny = TINY['timm.VisionTransformer']
     model = build_petl(tiny, dict(type='HST', dims=(8, 8), heads=(2, 2))).eval()
     assert run(model, tiny)[0].shape == (2, 17, 32)
+    # a training batch of one (a dataset's last batch) uses the running statistics
+    model.train()
+    assert model(torch.randn(1, 3, 32, 32))[0].shape == (1, 17, 32)
 
 
 # -- errors --------------------------------------------------------------------------------------

@@ -138,7 +138,11 @@ class HierarchicalSideNetwork(nn.Module):
             x = stage.norm(x)
             if s < len(self.stages) - 1:
                 x = x.transpose(1, 2).reshape(x.shape[0], -1, H, W)
-        return self.up(self.final_norm(x.mean(dim=1)))
+        pooled = x.mean(dim=1)
+        if self.training and pooled.shape[0] == 1:  # a last batch of one: no batch statistics
+            bn = self.final_norm
+            return self.up(F.batch_norm(pooled, bn.running_mean, bn.running_var, eps=bn.eps))
+        return self.up(self.final_norm(pooled))
 
 
 @PETL_METHODS.register_module()
@@ -149,7 +153,8 @@ class HST(BasePETLMethod):
     token (xavier) is inserted before the block and its output taken out after it (the host's
     own code between blocks never sees it); four side stages of widths (32, 48, 64, 72), heads
     (2, 4, 8, 12), three blocks each (one per backbone block of the matching quarter), MLP
-    ratio 4; the side feature is the BatchNorm (no affine) of the mean of the last stage.
+    ratio 4; the side feature is the BatchNorm (no affine) of the mean of the last stage (a
+    training batch of one uses the running statistics).
 
     The backbone is *not* detached: HST's meta tokens train through the frozen blocks, and HST's
     code also trains every block's two LayerNorms (``tune_norms``), so backward runs through
@@ -158,9 +163,9 @@ class HST(BasePETLMethod):
     output (width D), so the side feature joins it through ``up: c_last -> D`` (zero-init),
     added to every position of the last output.
 
-    ViT-B/16: HST's own count, side network 727,976 + block norms 36,864 = 764,840, plus ``up``
-    72 * 768 + 768 = 56,064: 820,904 (published 0.78M, which is HST's count without ``up``
-    plus a head; docs/image.md).
+    ViT-B/16: HST's own count, side network 727,976 + block norms 36,864 = 764,840 (2% below
+    the published 0.78M, which may count its 72-wide head), plus ``up`` 72 * 768 + 768 =
+    56,064: 820,904 (docs/image.md).
 
     Args:
         dims: Side stage widths (the depth must be divisible by their count).
