@@ -88,12 +88,15 @@ EXPECTED.update({f'{method}/{backbone}_{dataset}.py': counts[i]
 # SNF, K = 6 planar layers per flow, two flows per block: 24 * (2 * 768 + 6 * (2 * 768 + 1));
 # Prefix (L 20, MLP 128): 12 * (768 * (20 + 3 * 128 + 2) + 128); U-Tuning (L 11, adapter 8):
 # 12 * (2 * 11 * 768 + 2 * 768 * 8 + 8 + 768).
+# LST r = 8: 12 * (111,840 + 73,824 + 1) + 73,824 + 192 + 74,496; LAST rank 32:
+# 12 * 54,656; HST: side 727,976 + block norms 36,864 + up 56,064.
 IMAGE_COUNTS = {
     'full': 85_798_656, 'linear': 0, 'bitfit': 102_912, 'lntune': 38_400,
     'partial1': 7_087_872, 'adapter': 156_768, 'lora': 294_912, 'adaptformer': 156_768,
     'ssf': 205_824, 'repadapter': 239_808, 'hydra': 239_712, 'fact': 61_440,
     'vpt_shallow': 76_800, 'vpt_deep': 460_800, 'dtl': 36_864, 'sct': 111_744, 'gps': 167_424,
     'prefix': 3_743_232, 'utuning': 359_520, 'snf': 258_192,
+    'lst': 2_376_492, 'last': 655_872, 'hst': 820_904,
 }
 # NOAH: its default subnet (NOAH's searched VTAB SVHN one), per layer 768 P + 3072 r
 # + 1537 m + 768 [m > 0]: 768 * 70 + 3072 * 85 + 1537 * 70 + 12 * 768

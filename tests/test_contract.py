@@ -22,7 +22,8 @@ TINY_HPARAMS = dict(LoRA=dict(rank=4), Adapter=dict(bottleneck=4), AdaptFormer=d
                    BAPAT=dict(bottleneck=4, att_mid=4), PrefixTuning=dict(length=2, mid=4),
                    RepAdapter=dict(hidden=4), FacT=dict(rank=4), VPT=dict(length=4),
                    SCT=dict(channels=8), UTuning=dict(length=2, bottleneck=4),
-                   NOAH=dict(vpt=2, lora=2, adapter=2))
+                   NOAH=dict(vpt=2, lora=2, adapter=2), LAST=dict(rank=4),
+                   HST=dict(dims=(8, ), heads=(2, )))
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)
 
 
@@ -44,6 +45,10 @@ EXPECTED_TRAINABLE = dict(
         f'{p}.bias' for p, m in w.backbone.named_modules()
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)) and m.bias is not None
         and 'petl_' not in p},
+    # its side network and meta tokens, and every block's two LayerNorms (HST's code)
+    HST=lambda w: _injected_only(w) | {
+        f'{w.anatomy.site_path(b, site)}.{n}' for b in w.anatomy.blocks
+        for site in ('norm1', 'norm2') for n, _ in w.anatomy.site(b, site).named_parameters()},
 )
 
 

@@ -47,6 +47,17 @@ ZOO = dict(
     SNF=(dict(type='SNF'), 2 * 2 * (64 + 6 * 65)),
     # per block: 2 prompts (2 * 32), rank 2 on qkv (2 * (32 + 96)), adapter 2 (2 * 2 * 32 + 2 + 32)
     NOAH=(dict(type='NOAH', vpt=2, lora=2, adapter=2), 2 * (2 * 32 + 2 * 128 + 2 * 64 + 2 + 32)),
+    # side networks. LST r = 8 (width 4, 2 heads, MLP 8): per block a down-projection
+    # 32*4+4, a gate and a side block (2 norms 2*8, qkv 4*12+12, proj 20, fc1 40, fc2 36); the
+    # first down-projection, the final norm 8 and the up-projection 4*32+32
+    LST=(dict(type='LST'), 2 * (132 + 1 + 172) + 132 + 8 + 160),
+    # rank 4: per block norm 64, down 32*4+4, qkv 4*12+12, up 4*32+32
+    LAST=(dict(type='LAST', rank=4), 2 * (64 + 132 + 60 + 160)),
+    # two stages of width 8 (one side block each): meta tokens 2*32, stem 216+16+264+16,
+    # overlap embedding 584+16, side blocks 872, stage norms 16, bridges 264, register norms
+    # 16, up 8*32+32; and the 2 * 2 block norms (64 each)
+    HST=(dict(type='HST', dims=(8, 8), heads=(2, 2)),
+         64 + 512 + 600 + 2 * (872 + 16 + 264 + 16) + 288 + 4 * 64),
 )
 CALIBRATED = {'SCT', 'GPS'}
 

@@ -48,6 +48,9 @@ ROWS = [
     ('ViT-B/16', VIT_B, 'UTuning', 359_520, 0.36),
     ('ViT-B/16', VIT_B, 'SNF', 258_192, None),  # published 0.25M: no flow length K gives it
     ('ViT-B/16', VIT_B, 'NOAH', 431_686, 0.43),  # NOAH's searched SVHN subnet (docs/image.md)
+    ('ViT-B/16', VIT_B, 'LST', 2_376_492, 2.38),
+    ('ViT-B/16', VIT_B, 'LAST', 655_872, 0.66),
+    ('ViT-B/16', VIT_B, 'HST', 820_904, None),  # 764,840 (HST's own) + up 56,064 (docstring)
     ('Swin-B', SWIN_B, 'Full', 86_745_016, 86.75),
     ('Swin-B', SWIN_B, 'BitFit', 201_656, 0.20),
     ('Swin-B', SWIN_B, 'LNTune', 59_392, 0.06),

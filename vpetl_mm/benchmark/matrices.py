@@ -101,6 +101,13 @@ IMAGE_METHODS = [
     # a fixed subnet (NOAH's searched VTAB SVHN one); tools/noah_search.py finds one per task
     Method('noah', 'NOAH (Adapter + LoRA + VPT-deep per layer; a fixed searched subnet)',
            "dict(_delete_=True, type='NOAH')"),
+    # side networks (docs/image.md): LST and LAST run the backbone without autograd
+    Method('lst', 'LST (pruned ladder side transformer, width D/8, no-grad backbone)',
+           "dict(_delete_=True, type='LST')"),
+    Method('last', 'LAST (rank-32 low-rank self-attention side blocks, no-grad backbone)',
+           "dict(_delete_=True, type='LAST')"),
+    Method('hst', 'HST (meta-registers + bridges into a 4-stage side network; block norms)',
+           "dict(_delete_=True, type='HST')"),
 ]
 # our method folder -> the method's name in the published tables
 _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit='BitFit',
@@ -108,7 +115,8 @@ _PUBLISHED_NAMES = dict(full='Full fine-tuning', linear='Linear probing', bitfit
                         repadapter='RepAdapter', hydra='Hydra', fact='FacT',
                         vpt_shallow='VPT-Shallow', vpt_deep='VPT-Deep', dtl='DTL', sct='SCT',
                         gps='GPS', prefix='Prefix tuning', utuning='U-Tuning',
-                        snf='SNF', noah='NOAH')
+                        snf='SNF', noah='NOAH', lst='LST',
+                        last='LAST', hst='HST')
 
 
 def _image_datasets() -> List[Dataset]:

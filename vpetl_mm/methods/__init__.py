@@ -8,12 +8,15 @@ from .dtl import DTL
 from .e3va import E3VA
 from .fact import FacT
 from .frozen import Frozen
+from .hst import HST
 from .hydra import Hydra
 from .full import Full
 from .gps import GPS
 from .ln_tune import LNTune
+from .last import LAST
 from .lora import LoRA
 from .lorand import LoRand
+from .lst import LST
 from .mona import Mona
 from .noah import NOAH
 from .partial import Partial
@@ -28,4 +31,5 @@ from .vpt import VPT
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
            'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT', 'VPT', 'DTL', 'SCT', 'GPS',
-           'UTuning', 'SNF', 'NOAH']
+           'UTuning', 'SNF', 'NOAH',
+           'LST', 'LAST', 'HST']
