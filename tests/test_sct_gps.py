@@ -9,7 +9,7 @@ row. Both then train only what they selected.
 import pytest
 import torch
 
-from conftest import build_petl, calibration_batch, run
+from conftest import calibration_batch, run
 from tiny_backbones import TINY_BACKBONES
 from vpetl_mm.methods.gps import supcon_loss, top_k_per_row
 from vpetl_mm.methods.sct import channel_scores
