@@ -44,7 +44,7 @@ def main() -> None:
                               cfg_options=args.cfg_options, merge=not args.no_merge,
                               verify_shape=args.verify_shape,
                               stock_check=not args.skip_stock_check)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, RuntimeError) as err:  # messages name the fix
         raise SystemExit(f'export failed: {err}')
     info = result.info
     print(f'{result.mode}: {result.checkpoint} ({info["tensors"]} tensors), {result.config}, '

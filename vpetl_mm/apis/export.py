@@ -228,7 +228,8 @@ def read_checkpoint(path: str) -> dict:
     return decode_checkpoint(checkpoint)
 
 
-def load_petl_checkpoint(model: torch.nn.Module, path: str) -> Dict[str, Any]:
+def load_petl_checkpoint(model: torch.nn.Module, path: str,
+                         checkpoint: Optional[dict] = None) -> Dict[str, Any]:
     """Load a full or adapter-only checkpoint into a built PETL model, strictly checked.
 
     As ``tools/test.py`` (``PETLCheckpointHook``): an adapter-only checkpoint lacks the frozen
@@ -237,11 +238,17 @@ def load_petl_checkpoint(model: torch.nn.Module, path: str) -> Dict[str, Any]:
     anything but the frozen weights of an adapter-only file, or holds keys the model does not
     have, or a tensor of another shape, raises ``ValueError`` with the report.
 
+    Args:
+        model: The model built from the checkpoint's config.
+        path: The checkpoint file.
+        checkpoint: Its content if :func:`read_checkpoint` read it already.
+
     Returns:
         The load report: ``adapter_only``, ``loaded``, ``restored_from_init`` (key counts) and
         the checkpoint's decoded ``meta``.
     """
-    checkpoint = read_checkpoint(path)
+    if checkpoint is None:
+        checkpoint = read_checkpoint(path)
     state = checkpoint.get('state_dict', checkpoint)
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f'{path!r} has no state_dict of tensors (keys: '
@@ -399,7 +406,7 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
     if len(paths) > 1:
         raise ValueError(f'{config!r} has {len(paths)} PETLBackbones ({paths}); export handles '
                          'one.')
-    read_checkpoint(checkpoint)  # fail on a missing / unsafe file before building the model
+    source = read_checkpoint(checkpoint)  # a missing / unsafe file fails before the build
     name = name or osp.splitext(osp.basename(config))[0]
     os.makedirs(out_dir, exist_ok=True)
     files = {ext: osp.join(out_dir, f'{name}.{ext}') for ext in ('pth', 'py', 'json')}
@@ -407,7 +414,8 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
     model = build_model(cfg)
     wrapper = find_petl_backbone(model)
     prefix = _module_prefix(model, wrapper)
-    load = load_petl_checkpoint(model, checkpoint)
+    load = load_petl_checkpoint(model, checkpoint, source)
+    del source
     model.eval()
     plan = folding_plan(wrapper)
     foldable = all(p['folds_into_host'] for p in plan)
