@@ -26,6 +26,7 @@ from vpetl_mm.apis.export import find_petl_path, read_checkpoint, stock_config  
 from vpetl_mm.apis.stock_check import build_model, check, compare, model_outputs  # noqa: E402
 from vpetl_mm.compat import decode_checkpoint  # noqa: E402
 from vpetl_mm.models import NORMALIZATIONS  # noqa: E402
+from vpetl_mm.registry import PETL_METHODS  # noqa: E402
 from vpetl_mm.utils import find_petl_backbone  # noqa: E402
 
 VIT = osp.join(REPO, 'tests', 'configs', 'image', 'vit-b_vtab_tiny.py')  # the image setting
@@ -48,6 +49,8 @@ MERGED = dict(
     GPS=(VIT, dict(type='GPS'), VIT_INPUT),
     BitFit=(VIT, dict(type='BitFit'), VIT_INPUT),
     LNTune=(VIT, dict(type='LNTune'), VIT_INPUT),
+    # several methods: every one must fold
+    LoRA_BitFit=(VIT, [dict(type='LoRA', rank=2, alpha=2), dict(type='BitFit')], VIT_INPUT),
     # dense Swin hosts: stock mmdet Mask R-CNN and mmseg UperNet
     LoRA_mmdet=(DET, dict(type='LoRA', rank=4), DENSE_INPUT),
     LoRA_mmseg=(SEG, dict(type='LoRA', rank=4), DENSE_INPUT),
@@ -60,8 +63,8 @@ HOST_ONLY = {'BitFit', 'LNTune'}  # trains host tensors: nothing to fold, so no 
 def write_config(path, base, petl=None, pretrained=None, extra=''):
     """A config deriving from ``base`` with another method and/or a Pretrained host file."""
     backbone = {}
-    if petl is not None:
-        backbone['petl'] = dict(_delete_=True, **petl)
+    if petl is not None:  # a list (several methods) replaces the base's dict as it is
+        backbone['petl'] = petl if isinstance(petl, list) else dict(_delete_=True, **petl)
     if pretrained is not None:
         backbone['backbone'] = dict(init_cfg=dict(_delete_=True, type='Pretrained',
                                                   checkpoint=pretrained))
@@ -227,6 +230,32 @@ def test_stock_config_translation():
     stock_det, _ = stock_config(det, find_petl_path(det.model)[0])
     assert stock_det.train_dataloader.dataset.type == 'CocoDataset'
     assert 'constructor' not in stock_det.optim_wrapper
+
+
+# methods the stock host reproduces; any other registered method must export adapter-only
+FOLDING = {'LoRA', 'SSF', 'RepAdapter', 'Hydra', 'FacT', 'GPS',  # merge() into host weights
+           'BitFit', 'LNTune', 'Partial', 'Full', 'Frozen'}  # train host tensors only
+
+
+@pytest.mark.parametrize('name', sorted({c.__name__ for c in PETL_METHODS.module_dict.values()}))
+def test_which_methods_fold_into_the_host(name):
+    """A new mergeable method fails here until its export is decided (FOLDS_INTO_HOST)."""
+    import test_contract
+    from conftest import build_petl
+    from tiny_backbones import TINY_BACKBONES
+    cls = PETL_METHODS.get(name)
+    tiny = next(t for t in TINY_BACKBONES if cls.supports(t.profile))
+    wrapper = build_petl(tiny, test_contract.petl_cfg(name))
+    assert wrapper.methods[0].folds_into_host() == (name in FOLDING)
+
+
+def test_one_method_that_does_not_fold_keeps_the_model_adapter_only(tmp_path):
+    cfg = write_config(tmp_path / 'mix.py', VIT, [dict(type='LoRA', rank=2, alpha=2),
+                                                  dict(type='Adapter', bottleneck=4)])
+    make_checkpoint(cfg, tmp_path / 'src.pth')
+    result = export_model(cfg, str(tmp_path / 'src.pth'), str(tmp_path / 'out'))
+    assert result.mode == 'full'  # no Pretrained init_cfg in the tiny config
+    assert [line.split(':')[0] for line in result.info['why_not_merged']] == ['Adapter']
 
 
 # -- not mergeable: adapter-only + config ----------------------------------------------------
