@@ -49,6 +49,10 @@ class BasePETLMethod:
             where one family's backbones were published with different settings.
         ZERO_INIT: Whether the backbone output is unchanged at step 0 (the contract tests check).
         MERGEABLE: Whether :meth:`merge` folds the method into the frozen weights.
+        FOLDS_INTO_HOST: Whether, after :meth:`merge`, the host alone computes the same function
+            (the injected modules can be dropped: ``tools/export.py`` writes a stock model).
+            ``None`` (the default) means: the same as ``MERGEABLE``. A method whose merge keeps
+            state outside the host weights (PrefixTuning's folded prefixes) sets ``False``.
         TRAINS_ALL: Whether the whole backbone trains (full fine-tuning).
         SITES: Abstract sites the method needs in every block.
         PROFILES: Names of the backbone profiles the method supports (empty: all of them).
@@ -64,6 +68,7 @@ class BasePETLMethod:
     PROFILE_DEFAULTS: ClassVar[Dict[str, Dict[str, Any]]] = {}
     ZERO_INIT: ClassVar[bool] = True
     MERGEABLE: ClassVar[bool] = False
+    FOLDS_INTO_HOST: ClassVar[Optional[bool]] = None
     TRAINS_ALL: ClassVar[bool] = False
     SITES: ClassVar[Tuple[str, ...]] = ()
     PROFILES: ClassVar[Tuple[str, ...]] = ()
@@ -150,6 +155,22 @@ class BasePETLMethod:
 
     def merge(self) -> None:
         raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
+
+    def folds_into_host(self) -> bool:
+        """Whether the stock host backbone alone reproduces this method (after :meth:`merge`).
+
+        True for mergeable methods (unless ``FOLDS_INTO_HOST`` says otherwise) and for methods
+        that only choose host parameters to train (BitFit, LNTune, Partial, Full, Frozen):
+        nothing injected, no hook, and the host's forward run as it is.
+        """
+        if self.FOLDS_INTO_HOST is not None:
+            return self.FOLDS_INTO_HOST
+        if self.MERGEABLE:
+            return True
+        cls = type(self)
+        return (not self.injected and not self._handles and not self.DETACHES_BACKBONE
+                and cls.forward_context is BasePETLMethod.forward_context
+                and cls.transform_output is BasePETLMethod.transform_output)
 
     def unmerge(self) -> None:
         raise TypeError(f'{self.name} cannot be merged into the backbone weights.')

@@ -98,6 +98,7 @@ class PrefixTuning(BasePETLMethod):
     DEFAULTS = dict(length=20, mid=128)
     ZERO_INIT = False
     MERGEABLE = True  # merge() folds the MLP into fixed prefixes (not into host weights)
+    FOLDS_INTO_HOST = False  # the folded prefixes still need the patched attention
     SITES = ('attn', )
 
     @classmethod

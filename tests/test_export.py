@@ -1,0 +1,434 @@
+"""tools/export.py: merged exports load strictly into the stock mm model without vpetl_mm and
+give the PETL model's outputs; the other methods export adapter-only and rebuild with vpetl_mm.
+
+The stock side always runs in a subprocess that never imports vpetl_mm (it checks
+``sys.modules``). Checkpoints are made by building the tiny configs and moving every trainable
+tensor away from its (often zero) init, so that a merge that did nothing would be caught; one
+case trains through tools/train.py and exports the checkpoint that run wrote.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, osp.dirname(__file__))
+
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import MODELS, DefaultScope  # noqa: E402
+from runner_utils import PY, REPO, run_tool, train, vtab_options, write_tiny_vtab  # noqa: E402
+
+from vpetl_mm.apis import export_model, load_petl_checkpoint  # noqa: E402
+from vpetl_mm.apis.export import find_petl_path, read_checkpoint, stock_config  # noqa: E402
+from vpetl_mm.apis.stock_check import build_model, check, compare, model_outputs  # noqa: E402
+from vpetl_mm.compat import decode_checkpoint  # noqa: E402
+from vpetl_mm.models import NORMALIZATIONS  # noqa: E402
+from vpetl_mm.registry import PETL_METHODS  # noqa: E402
+from vpetl_mm.utils import find_petl_backbone  # noqa: E402
+
+VIT = osp.join(REPO, 'tests', 'configs', 'image', 'vit-b_vtab_tiny.py')  # the image setting
+DET = osp.join(REPO, 'tests', 'configs', 'mask-rcnn_swin-tiny-petl.py')
+SEG = osp.join(REPO, 'tests', 'configs', 'upernet_swin-tiny-petl.py')
+VIDEO = osp.join(REPO, 'tests', 'configs', 'videomae-tiny_rawframes-petl.py')
+STOCK_CHECK = osp.join(REPO, 'vpetl_mm', 'apis', 'stock_check.py')
+VIT_INPUT = (2, 3, 32, 32)
+DENSE_INPUT = (1, 3, 64, 64)
+VIT_HOST = dict(type='VisionTransformer', img_size=32, patch_size=8, drop_path_rate=0.,
+                arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64))
+
+# case -> (base config, petl, input shape); tiny hyper-parameters as the image zoo test
+MERGED = dict(
+    LoRA=(VIT, dict(type='LoRA', rank=2, alpha=2), VIT_INPUT),
+    SSF=(VIT, dict(type='SSF'), VIT_INPUT),
+    RepAdapter=(VIT, dict(type='RepAdapter'), VIT_INPUT),
+    Hydra=(VIT, dict(type='Hydra'), VIT_INPUT),
+    FacT=(VIT, dict(type='FacT'), VIT_INPUT),
+    GPS=(VIT, dict(type='GPS'), VIT_INPUT),
+    BitFit=(VIT, dict(type='BitFit'), VIT_INPUT),
+    LNTune=(VIT, dict(type='LNTune'), VIT_INPUT),
+    # several methods: every one must fold
+    LoRA_BitFit=(VIT, [dict(type='LoRA', rank=2, alpha=2), dict(type='BitFit')], VIT_INPUT),
+    # dense Swin hosts: stock mmdet Mask R-CNN and mmseg UperNet
+    LoRA_mmdet=(DET, dict(type='LoRA', rank=4), DENSE_INPUT),
+    LoRA_mmseg=(SEG, dict(type='LoRA', rank=4), DENSE_INPUT),
+    # video: stock mmaction2 Recognizer3D with VideoMAE (N, clips, C, T, H, W)
+    LoRA_mmaction=(VIDEO, dict(type='LoRA', rank=4, alpha=4), (1, 1, 3, 4, 32, 32)),
+)
+HOST_ONLY = {'BitFit', 'LNTune'}  # trains host tensors: nothing to fold, so no "unmerged" contrast
+
+
+def write_config(path, base, petl=None, pretrained=None, extra=''):
+    """A config deriving from ``base`` with another method and/or a Pretrained host file."""
+    backbone = {}
+    if petl is not None:  # a list (several methods) replaces the base's dict as it is
+        backbone['petl'] = petl if isinstance(petl, list) else dict(_delete_=True, **petl)
+    if pretrained is not None:
+        backbone['backbone'] = dict(init_cfg=dict(_delete_=True, type='Pretrained',
+                                                  checkpoint=pretrained))
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{base!r}]\nmodel = dict(backbone={backbone!r})\n{extra}')
+    return str(path)
+
+
+def write_pretrained(path, seed=7):
+    """A host-only ViT checkpoint: what a Pretrained init_cfg loads (host key names)."""
+    torch.manual_seed(seed)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        host = MODELS.build(dict(VIT_HOST))
+    torch.save(dict(state_dict=host.state_dict()), path)
+    return str(path)
+
+
+def make_checkpoint(config, path, seed=0, calibrate=True, std=0.2):
+    """Build ``config``, init it, calibrate (GPS), move every trainable tensor off its init
+    (LoRA B, Hydra, ... start at zero), save a full checkpoint. Returns the model (eval)."""
+    torch.manual_seed(seed)
+    model = build_model(Config.fromfile(config))
+    model.init_weights()
+    wrapper = find_petl_backbone(model)
+    if calibrate and wrapper.uncalibrated():
+        gen = torch.Generator().manual_seed(1234)
+        batch = (torch.randn(4, 3, 32, 32, generator=gen), torch.arange(4) % 2)
+        wrapper.calibrate(lambda: iter([batch]))
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=gen) * std)
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return model.eval()
+
+
+def inputs_of(shape, seed=3):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def stock_run(jobs, tmp):
+    """Run stock_check.check on every job in ONE fresh interpreter without vpetl_mm.
+
+    stock_check.py is loaded by file path: the vpetl_mm package is never imported.
+    """
+    spec = osp.join(tmp, 'jobs.json')
+    with open(spec, 'w') as f:
+        json.dump(jobs, f)
+    code = (
+        'import importlib.util, json, sys\n'
+        f'spec = importlib.util.spec_from_file_location("stock_check", {STOCK_CHECK!r})\n'
+        'sc = importlib.util.module_from_spec(spec); spec.loader.exec_module(sc)\n'
+        f'jobs = json.load(open({spec!r}))\n'
+        'reports = [sc.check(j["config"], j["checkpoint"], j["inputs"], j["outputs"]) '
+        'for j in jobs]\n'
+        'assert "vpetl_mm" not in sys.modules\n'
+        'reports.append(sorted(m for m in sys.modules if m.startswith("vpetl")))\n'
+        f'json.dump(reports, open({osp.join(tmp, "reports.json")!r}, "w"))\n')
+    proc = subprocess.run([PY, '-c', code], cwd=tmp, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    with open(osp.join(tmp, 'reports.json')) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def merged_exports(tmp_path_factory):
+    """Export every MERGED case; run the stock models (and the stock model with the host
+    weights *before* merging, as a contrast) in one subprocess without vpetl_mm."""
+    tmp = str(tmp_path_factory.mktemp('merged'))
+    cases, jobs = {}, []
+    for name, (base, petl, shape) in MERGED.items():
+        cfg = write_config(osp.join(tmp, f'{name}.py'), base, petl)
+        model = make_checkpoint(cfg, osp.join(tmp, f'{name}_src.pth'))
+        x = inputs_of(shape)
+        torch.save(x, osp.join(tmp, f'{name}_x.pt'))
+        result = export_model(cfg, osp.join(tmp, f'{name}_src.pth'), osp.join(tmp, 'out'),
+                              name=name, stock_check=False)
+        cases[name] = dict(result=result, reference=model_outputs(model, x))
+        jobs.append(dict(config=result.config, checkpoint=result.checkpoint,
+                         inputs=osp.join(tmp, f'{name}_x.pt'),
+                         outputs=osp.join(tmp, f'{name}_out.pt')))
+        if name not in HOST_ONLY:  # same keys, host weights as trained, PETL tensors dropped
+            exported = torch.load(result.checkpoint, weights_only=True)['state_dict']
+            source = torch.load(osp.join(tmp, f'{name}_src.pth'), weights_only=True)
+            unmerged = {k: source['state_dict'][k] for k in exported}
+            torch.save(dict(state_dict=unmerged), osp.join(tmp, f'{name}_unmerged.pth'))
+            jobs.append(dict(config=result.config, checkpoint=osp.join(tmp, f'{name}_unmerged.pth'),
+                             inputs=osp.join(tmp, f'{name}_x.pt'),
+                             outputs=osp.join(tmp, f'{name}_unmerged_out.pt')))
+    reports = stock_run(jobs, tmp)
+    assert reports[-1] == []  # no vpetl module of any kind was imported
+    for name in cases:
+        cases[name]['outputs'] = torch.load(osp.join(tmp, f'{name}_out.pt'), weights_only=True)
+        unmerged = osp.join(tmp, f'{name}_unmerged_out.pt')
+        if osp.exists(unmerged):
+            cases[name]['unmerged'] = torch.load(unmerged, weights_only=True)
+    cases['_reports'] = reports[:-1]
+    return cases
+
+
+@pytest.mark.parametrize('name', list(MERGED))
+def test_merged_export_is_the_stock_model(merged_exports, name):
+    case = merged_exports[name]
+    result = case['result']
+    assert result.mode == 'merged'
+    state = torch.load(result.checkpoint, map_location='cpu', weights_only=True)['state_dict']
+    assert not [k for k in state if 'petl_' in k]
+    assert any(k.startswith('backbone.') for k in state) and not any(
+        k.startswith('backbone.backbone.') for k in state)
+    text = open(result.config).read()
+    assert 'vpetl_mm' not in text.split('\n', 3)[-1]  # only the header comment names it
+    # the stock model's outputs are the PETL model's (before merging), to float rounding
+    reference, outputs = case['reference'], case['outputs']
+    assert len(outputs) == len(reference) > 0
+    for a, b in zip(reference, outputs):
+        assert a.shape == b.shape
+        # float32 rounding of the merged weights, relative to the output scale (the random
+        # FPN features of the tiny detector reach 1e2)
+        atol = 1e-5 * max(1., float(a.abs().max()))
+        assert torch.allclose(a, b, rtol=1e-4, atol=atol), float((a - b).abs().max())
+    if 'unmerged' in case:  # without the merge the same stock model computes something else
+        gap = max(float((a - b).abs().max()) for a, b in zip(reference, case['unmerged']))
+        assert gap > 1e-3
+
+
+def test_stock_reports(merged_exports):
+    reports = merged_exports['_reports']
+    models = {r['model'] for r in reports}
+    assert models == {'ImageClassifier', 'MaskRCNN', 'EncoderDecoder', 'Recognizer3D'}
+    assert all(r['vpetl_mm_imported'] == [] for r in reports)
+    assert all(r['backbone'] in ('VisionTransformer', 'SwinTransformer') for r in reports)
+
+
+def test_stock_load_is_strict(merged_exports, tmp_path):
+    """The stock check can fail: one missing key and the strict load refuses the file."""
+    result = merged_exports['LoRA']['result']
+    state = torch.load(result.checkpoint, weights_only=True)['state_dict']
+    state.pop('backbone.layers.0.attn.qkv.weight')
+    torch.save(dict(state_dict=state), tmp_path / 'bad.pth')
+    with pytest.raises(RuntimeError, match='Missing key'):
+        check(result.config, str(tmp_path / 'bad.pth'))
+
+
+def test_stock_config_translation():
+    """Named normalisation -> ClsDataPreprocessor with the same numbers; vpetl_mm gone."""
+    cfg = Config.fromfile(VIT)
+    stock, notes = stock_config(cfg, find_petl_path(cfg.model)[0])
+    assert stock.model.backbone.type == 'VisionTransformer'
+    assert stock.model.backbone.init_cfg is None
+    pre = stock.data_preprocessor
+    assert pre.type == 'ClsDataPreprocessor'
+    assert tuple(pre.mean) == NORMALIZATIONS['imagenet'][0]
+    assert tuple(pre.std) == NORMALIZATIONS['imagenet'][1]
+    assert 'custom_imports' not in stock and 'protocol' not in stock
+    assert 'vpetl_mm' not in stock.pretty_text
+    # the VTAB-1k dataset is vpetl_mm's: the loops that read it are dropped, and said so
+    assert 'train_dataloader' not in stock and 'test_evaluator' not in stock
+    assert any(n.startswith('test loop dropped') for n in notes)
+    # mmdet: its datasets are stock, so its loops stay
+    det = Config.fromfile(DET)
+    stock_det, _ = stock_config(det, find_petl_path(det.model)[0])
+    assert stock_det.train_dataloader.dataset.type == 'CocoDataset'
+    assert 'constructor' not in stock_det.optim_wrapper
+
+
+# methods the stock host reproduces; any other registered method must export adapter-only
+FOLDING = {'LoRA', 'SSF', 'RepAdapter', 'Hydra', 'FacT', 'GPS',  # merge() into host weights
+           'BitFit', 'LNTune', 'Partial', 'Full', 'Frozen'}  # train host tensors only
+
+
+@pytest.mark.parametrize('name', sorted({c.__name__ for c in PETL_METHODS.module_dict.values()}))
+def test_which_methods_fold_into_the_host(name):
+    """A new mergeable method fails here until its export is decided (FOLDS_INTO_HOST)."""
+    import test_contract
+    from conftest import build_petl
+    from tiny_backbones import TINY_BACKBONES
+    cls = PETL_METHODS.get(name)
+    tiny = next(t for t in TINY_BACKBONES if cls.supports(t.profile))
+    wrapper = build_petl(tiny, test_contract.petl_cfg(name))
+    assert wrapper.methods[0].folds_into_host() == (name in FOLDING)
+
+
+def test_one_method_that_does_not_fold_keeps_the_model_adapter_only(tmp_path):
+    cfg = write_config(tmp_path / 'mix.py', VIT, [dict(type='LoRA', rank=2, alpha=2),
+                                                  dict(type='Adapter', bottleneck=4)])
+    make_checkpoint(cfg, tmp_path / 'src.pth')
+    result = export_model(cfg, str(tmp_path / 'src.pth'), str(tmp_path / 'out'))
+    assert result.mode == 'full'  # no Pretrained init_cfg in the tiny config
+    assert [line.split(':')[0] for line in result.info['why_not_merged']] == ['Adapter']
+
+
+# -- not mergeable: adapter-only + config ----------------------------------------------------
+def test_adapter_exports_adapter_only_and_rebuilds(tmp_path):
+    pretrained = write_pretrained(tmp_path / 'host.pth')
+    cfg = write_config(tmp_path / 'adapter.py', VIT, dict(type='Adapter', bottleneck=4),
+                       pretrained=pretrained)
+    model = make_checkpoint(cfg, tmp_path / 'src.pth')
+    x = inputs_of(VIT_INPUT)
+    reference = model_outputs(model, x)
+    result = export_model(cfg, str(tmp_path / 'src.pth'), str(tmp_path / 'out'),
+                          verify_shape=VIT_INPUT)
+    assert result.mode == 'adapter_only'
+    info = json.load(open(result.manifest))
+    assert info['why_not_merged'][0].startswith('Adapter: not mergeable')
+    assert info['why_this_form'] == 'the frozen weights equal the pretrained init_cfg file'
+    raw = torch.load(result.checkpoint, map_location='cpu', weights_only=True)
+    meta = decode_checkpoint(raw)['meta']
+    assert meta['petl']['adapter_only'] is True
+    state = raw['state_dict']
+    assert 'backbone.layers.0.attn.qkv.weight' not in state  # frozen: from the init_cfg
+    assert any('petl_adapter' in k for k in state) and 'head.layers.head.weight' in state
+    assert meta['petl']['dropped_frozen'] == info['frozen_left_out'] > 0
+    assert 'vpetl_mm.PETLBackbone' in open(result.config).read()
+    # rebuilt with vpetl_mm from the exported files only: the same outputs
+    rebuilt = build_model(Config.fromfile(result.config))
+    report = load_petl_checkpoint(rebuilt, result.checkpoint)
+    assert report['adapter_only'] and report['restored_from_init'] == info['frozen_left_out']
+    compare(reference, model_outputs(rebuilt, x))
+    assert info['max_abs_diff'] < 1e-5
+
+
+def test_without_pretrained_init_the_export_keeps_all_weights(tmp_path):
+    cfg = write_config(tmp_path / 'adapter.py', VIT, dict(type='Adapter', bottleneck=4))
+    model = make_checkpoint(cfg, tmp_path / 'src.pth')
+    result = export_model(cfg, str(tmp_path / 'src.pth'), str(tmp_path / 'out'))
+    assert result.mode == 'full'
+    assert 'no Pretrained init_cfg' in result.info['why_this_form']
+    state = torch.load(result.checkpoint, weights_only=True)['state_dict']
+    assert set(state) == set(model.state_dict())
+    rebuilt = build_model(Config.fromfile(result.config))
+    load_petl_checkpoint(rebuilt, result.checkpoint)
+    x = inputs_of(VIT_INPUT)
+    compare(model_outputs(model, x), model_outputs(rebuilt, x))
+
+
+def test_frozen_weights_unlike_the_pretrained_file_are_kept(tmp_path):
+    pretrained = write_pretrained(tmp_path / 'host.pth')
+    cfg = write_config(tmp_path / 'vpt.py', VIT, dict(type='VPT', length=2),
+                       pretrained=pretrained)
+    make_checkpoint(cfg, tmp_path / 'src.pth')
+    ckpt = torch.load(tmp_path / 'src.pth', weights_only=True)
+    ckpt['state_dict']['backbone.layers.1.ffn.layers.1.weight'].add_(1.)  # not the pretrain
+    torch.save(ckpt, tmp_path / 'src.pth')
+    result = export_model(cfg, str(tmp_path / 'src.pth'), str(tmp_path / 'out'))
+    assert result.mode == 'full' and 'differ' in result.info['why_this_form']
+    assert result.info['why_not_merged'][0].startswith('VPT')
+
+
+def test_prefix_tuning_is_mergeable_but_not_into_the_host(tmp_path):
+    cfg = write_config(tmp_path / 'prefix.py', VIT, dict(type='PrefixTuning', length=2, mid=4))
+    make_checkpoint(cfg, tmp_path / 'src.pth')
+    result = export_model(cfg, str(tmp_path / 'src.pth'), str(tmp_path / 'out'))
+    assert result.mode == 'full'
+    plan = result.info['methods'][0]
+    assert plan['mergeable'] and not plan['folds_into_host']
+    assert 'prefixes' in plan['why']
+
+
+def test_no_merge_writes_the_adapter_only_form(tmp_path):
+    pretrained = write_pretrained(tmp_path / 'host.pth')
+    cfg = write_config(tmp_path / 'lora.py', VIT, dict(type='LoRA', rank=2, alpha=2),
+                       pretrained=pretrained)
+    make_checkpoint(cfg, tmp_path / 'src.pth')
+    result = export_model(cfg, str(tmp_path / 'src.pth'), str(tmp_path / 'out'), merge=False,
+                          verify_shape=VIT_INPUT)
+    assert result.mode == 'adapter_only'
+    assert result.info['why_not_merged'] == ['merging was turned off (--no-merge)']
+
+
+# -- errors ----------------------------------------------------------------------------------
+class _NotATensor:
+    pass
+
+
+@pytest.fixture(scope='module')
+def lora_vit(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('lora')
+    cfg = write_config(tmp / 'lora.py', VIT, dict(type='LoRA', rank=2, alpha=2))
+    make_checkpoint(cfg, tmp / 'src.pth')
+    return cfg, str(tmp / 'src.pth')
+
+
+def test_error_missing_checkpoint(lora_vit, tmp_path):
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        export_model(lora_vit[0], str(tmp_path / 'nope.pth'), str(tmp_path))
+
+
+def test_error_config_without_petl_backbone(merged_exports, tmp_path):
+    stock = merged_exports['LoRA']['result']  # a stock config and checkpoint
+    with pytest.raises(ValueError, match='has no vpetl_mm.PETLBackbone'):
+        export_model(stock.config, stock.checkpoint, str(tmp_path))
+
+
+def test_error_keys_that_do_not_match(lora_vit, tmp_path):
+    cfg, src = lora_vit
+    with pytest.raises(ValueError, match='another shape'):  # trained with rank 2, not 4
+        export_model(cfg, src, str(tmp_path), cfg_options={'model.backbone.petl.rank': 4})
+    ckpt = torch.load(src, weights_only=True)
+    ckpt['state_dict'].pop('backbone.layers.1.petl_lora_qkv.lora_B')
+    ckpt['state_dict']['backbone.layers.1.petl_lora_qkv.lora_C'] = torch.zeros(1)
+    torch.save(ckpt, tmp_path / 'bad.pth')
+    with pytest.raises(ValueError, match=r'missing 1 \(backbone.layers.1.petl_lora_qkv.lora_B\)'
+                       r'; unexpected 1 \(backbone.layers.1.petl_lora_qkv.lora_C\)'):
+        export_model(cfg, str(tmp_path / 'bad.pth'), str(tmp_path))
+
+
+def test_error_adapter_only_checkpoint_without_pretrained_init(lora_vit, tmp_path):
+    cfg, src = lora_vit
+    ckpt = torch.load(src, weights_only=True)
+    ckpt['state_dict'] = {k: v for k, v in ckpt['state_dict'].items()
+                          if 'petl_' in k or k.startswith('head.')}
+    ckpt['meta'] = dict(petl=dict(adapter_only=True))
+    torch.save(ckpt, tmp_path / 'adapter.pth')
+    with pytest.raises(ValueError, match='no Pretrained init_cfg'):
+        export_model(cfg, str(tmp_path / 'adapter.pth'), str(tmp_path))
+
+
+def test_error_unsafe_checkpoint_is_not_unpickled(lora_vit, tmp_path):
+    ckpt = torch.load(lora_vit[1], weights_only=True)
+    ckpt['meta'] = dict(thing=_NotATensor())
+    torch.save(ckpt, tmp_path / 'unsafe.pth')
+    with pytest.raises(ValueError, match='weights_only=True'):
+        read_checkpoint(str(tmp_path / 'unsafe.pth'))
+
+
+def test_error_gps_checkpoint_without_selection(tmp_path):
+    cfg = write_config(tmp_path / 'gps.py', VIT, dict(type='GPS'))
+    make_checkpoint(cfg, tmp_path / 'src.pth', calibrate=False)
+    with pytest.raises(ValueError, match=r"\['GPS'\] selections are not in"):
+        export_model(cfg, str(tmp_path / 'src.pth'), str(tmp_path / 'out'))
+
+
+# -- end to end: a checkpoint written by tools/train.py, exported by tools/export.py ----------
+def test_train_then_export_cli(tmp_path):
+    root = write_tiny_vtab(str(tmp_path / 'vtab'))
+    pretrained = write_pretrained(tmp_path / 'host.pth')
+    cfg = write_config(tmp_path / 'lora.py', VIT, dict(type='LoRA', rank=2, alpha=2),
+                       pretrained=pretrained)
+    work = str(tmp_path / 'work')
+    train(cfg, work, vtab_options(root), extra=['--protocol', 'none'])
+    ckpt = osp.join(work, 'epoch_3.pth')
+    assert read_checkpoint(ckpt)['meta']['petl']['adapter_only']  # the project's format
+    out = str(tmp_path / 'out')
+    log = run_tool([PY, 'tools/export.py', cfg, ckpt, out, '--name', 'lora_vtab',
+                    '--verify-shape', *map(str, VIT_INPUT)], str(tmp_path / 'export.log'))
+    assert 'loaded it strictly without vpetl_mm' in log
+    info = json.load(open(osp.join(out, 'lora_vtab.json')))
+    assert info['mode'] == 'merged' and info['source']['adapter_only']
+    assert info['stock_check']['vpetl_mm_imported'] == []
+    assert info['stock_check']['max_abs_diff'] < 1e-5
+    # independently: the trained PETL model (adapter-only file + pretrained init) vs the
+    # stock model built from the exported files
+    petl = build_model(Config.fromfile(cfg))
+    load_petl_checkpoint(petl, ckpt)
+    stock = build_model(Config.fromfile(osp.join(out, 'lora_vtab.py')))
+    stock.load_state_dict(torch.load(osp.join(out, 'lora_vtab.pth'),
+                                     weights_only=True)['state_dict'], strict=True)
+    x = inputs_of(VIT_INPUT)
+    assert compare(model_outputs(petl, x), model_outputs(stock, x)) < 1e-5
+    # the CLI's errors are one line, not a traceback
+    proc = subprocess.run([PY, 'tools/export.py', cfg, str(tmp_path / 'nope.pth'), out],
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=dict(os.environ))
+    assert proc.returncode != 0 and 'export failed: Checkpoint' in proc.stdout
+    assert 'Traceback' not in proc.stdout

@@ -1,0 +1,506 @@
+"""Export a trained PETL model (``tools/export.py``).
+
+Where every method of the ``PETLBackbone`` folds into the host weights (LoRA, SSF, RepAdapter,
+Hydra, FacT, GPS, and the methods that only train host parameters: BitFit, LNTune, Partial,
+Full, Frozen), the methods are merged and the wrapper is stripped: the result is a plain
+checkpoint whose keys are exactly those of the stock OpenMMLab model, and a stock config that
+builds that model without vpetl_mm. Otherwise (Adapter, VPT, side networks, PrefixTuning, ...)
+the export is the adapter-only checkpoint and the full config that rebuilds the model with
+vpetl_mm, with a manifest that says why it could not be merged.
+
+Examples:
+    >>> from vpetl_mm.apis import export_model
+    >>> result = export_model('configs/lora/vit-b_vtab-cifar100.py', 'work/epoch_100.pth',
+    ...                       'exported/')  # exported/vit-b_vtab-cifar100.{py,pth,json}
+    >>> result.mode
+    'merged'
+"""
+import copy
+import json
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+from ..compat import decode_checkpoint, encode_checkpoint
+from ..methods.base import BasePETLMethod
+from ..models.data_preprocessor import NORMALIZATIONS
+from ..utils import find_petl_backbone
+from ..version import __version__
+from .stock_check import build_model, compare, model_outputs
+
+PETL_TYPES = ('vpetl_mm.PETLBackbone', 'PETLBackbone')
+_SCOPE = 'vpetl_mm'
+# Top-level config keys per Runner loop: a loop whose part needs vpetl_mm is dropped whole
+# (mmengine wants a loop's dataloader, cfg and evaluator / optimizer all set or all unset).
+_LOOPS = dict(train=('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
+                     'auto_scale_lr'),
+              val=('val_dataloader', 'val_cfg', 'val_evaluator'),
+              test=('test_dataloader', 'test_cfg', 'test_evaluator'))
+_VPETL_ONLY_KEYS = ('protocol', 'petl_default_hooks')  # read by vpetl_mm's tools only
+_STOCK_CHECK = osp.join(osp.dirname(osp.abspath(__file__)), 'stock_check.py')
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_model` wrote.
+
+    Attributes:
+        mode: ``'merged'`` (stock checkpoint + stock config), ``'adapter_only'`` (trainable
+            PETL tensors, buffers, neck and head + the vpetl_mm config) or ``'full'`` (all
+            tensors + the vpetl_mm config, when the config cannot restore the frozen weights).
+        checkpoint: Path of the written checkpoint.
+        config: Path of the written config.
+        manifest: Path of the JSON manifest (its content is :attr:`info`).
+        info: The manifest.
+    """
+    mode: str
+    checkpoint: str
+    config: str
+    manifest: str
+    info: Dict[str, Any] = field(default_factory=dict)
+
+
+# -- config ------------------------------------------------------------------------------------
+def _is_petl(node: Any) -> bool:
+    kind = node.get('type') if isinstance(node, dict) else None
+    return kind in PETL_TYPES or getattr(kind, '__name__', None) == 'PETLBackbone'
+
+
+def find_petl_path(node: Any, path: Tuple = ()) -> List[Tuple]:
+    """Key paths (tuples of dict keys / list indices) of every ``PETLBackbone`` in ``node``."""
+    if _is_petl(node):
+        return [path]
+    items = node.items() if isinstance(node, dict) else (
+        enumerate(node) if isinstance(node, (list, tuple)) else ())
+    return [p for key, value in items for p in find_petl_path(value, path + (key, ))]
+
+
+def _get(node: Any, path: Sequence) -> Any:
+    for key in path:
+        node = node[key]
+    return node
+
+
+def _set(node: Any, path: Sequence, value: Any) -> None:
+    _get(node, path[:-1])[path[-1]] = value
+
+
+def _vpetl_refs(node: Any, path: Tuple = ()) -> List[Tuple]:
+    """Key paths of every string naming vpetl_mm (``'vpetl_mm.X'`` types, constructors ...)."""
+    if isinstance(node, str):
+        return [path] if node == _SCOPE or node.startswith(_SCOPE + '.') else []
+    if isinstance(node, type):
+        return [path] if node.__module__.split('.')[0] == _SCOPE else []
+    items = node.items() if isinstance(node, dict) else (
+        enumerate(node) if isinstance(node, (list, tuple)) else ())
+    return [p for key, value in items for p in _vpetl_refs(value, path + (key, ))]
+
+
+def _has_pretrained(init_cfg: Any) -> bool:
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return any(isinstance(c, dict) and c.get('type') == 'Pretrained' and c.get('checkpoint')
+               for c in cfgs)
+
+
+def _stock_preprocessor(cfg: dict, notes: List[str], where: str) -> dict:
+    """``vpetl_mm.NamedNormClsDataPreprocessor`` -> mmpretrain's ``ClsDataPreprocessor``."""
+    cfg = dict(cfg)
+    norm = cfg.pop('norm', 'imagenet')
+    cfg['type'] = 'ClsDataPreprocessor'
+    values = NORMALIZATIONS[norm]
+    if values is not None:
+        cfg['mean'], cfg['std'] = list(values[0]), list(values[1])
+    notes.append(f'{where}: NamedNormClsDataPreprocessor(norm={norm!r}) -> ClsDataPreprocessor '
+                 'with the same mean / std.')
+    return cfg
+
+
+def stock_config(cfg: Config, petl_path: Sequence) -> Tuple[Config, List[str]]:
+    """The config of the stock model: the ``PETLBackbone`` replaced by its host backbone.
+
+    The host backbone's pretrained ``init_cfg`` is dropped (the exported checkpoint holds every
+    weight), ``vpetl_mm`` leaves ``custom_imports``, the named-normalisation preprocessor becomes
+    mmpretrain's, vpetl_mm's optimizer constructor and hooks are removed, and a Runner loop
+    (train / val / test) that still needs vpetl_mm (e.g. its VTAB-1k dataset) is dropped whole.
+
+    Returns:
+        The stock config and notes on every change beyond the backbone swap.
+
+    Raises:
+        ValueError: If the model part still needs vpetl_mm after these changes.
+    """
+    out = copy.deepcopy(cfg.to_dict())
+    notes: List[str] = []
+    model = out['model']
+    inner = copy.deepcopy(_get(model, petl_path)['backbone'])
+    if inner.get('init_cfg') is not None:
+        notes.append(f'backbone init_cfg {inner["init_cfg"]} removed: the checkpoint holds all '
+                     'weights.')
+        inner['init_cfg'] = None
+    if inner.get('pretrained'):  # hosts that take pretrained= (mmaction2 Swin3D)
+        notes.append(f'backbone pretrained={inner["pretrained"]!r} removed.')
+        inner['pretrained'] = None
+    _set(model, petl_path, inner)
+    if model.get('pretrained'):  # mmseg EncoderDecoder(pretrained=...) feeds the backbone
+        model['pretrained'] = None
+    imports = out.get('custom_imports')
+    if imports:
+        kept = [m for m in imports.get('imports', [])
+                if m != _SCOPE and not m.startswith(_SCOPE + '.')]
+        if kept:
+            out['custom_imports'] = dict(imports, imports=kept)
+        else:
+            del out['custom_imports']
+    for key in _VPETL_ONLY_KEYS:
+        out.pop(key, None)
+    for holder, key in ((out, 'data_preprocessor'), (model, 'data_preprocessor')):
+        pre = holder.get(key)
+        if isinstance(pre, dict) and str(pre.get('type', '')).endswith(
+                'NamedNormClsDataPreprocessor'):
+            holder[key] = _stock_preprocessor(pre, notes, key)
+    optim = out.get('optim_wrapper')
+    if isinstance(optim, dict) and str(optim.get('constructor', '')).startswith(_SCOPE):
+        del optim['constructor']
+        notes.append('optim_wrapper: vpetl_mm.PETLOptimWrapperConstructor removed (the stock '
+                     'model has no PETL parameters).')
+    hooks = out.get('custom_hooks')
+    if hooks:
+        kept = [h for h in hooks if not _vpetl_refs(h)]
+        if len(kept) < len(hooks):
+            notes.append(f'custom_hooks: {len(hooks) - len(kept)} vpetl_mm hook(s) removed.')
+        out['custom_hooks'] = kept
+    left = _vpetl_refs(model)
+    if left:
+        raise ValueError(f'The model still needs vpetl_mm at model.{".".join(map(str, left[0]))}'
+                         f' ({_get(model, left[0])!r}) after the backbone swap; it cannot be '
+                         'exported as a stock model. Use --no-merge.')
+    for loop, keys in _LOOPS.items():
+        if any(_vpetl_refs(out.get(k)) for k in keys):
+            dropped = [k for k in keys if k in out]
+            for key in dropped:
+                del out[key]
+            notes.append(f'{loop} loop dropped ({", ".join(dropped)}): it needs vpetl_mm '
+                         '(e.g. its datasets); set your own to run it with the stock toolbox.')
+    for key in [k for k in out if _vpetl_refs(out[k])]:  # e.g. pipeline variables
+        del out[key]
+        notes.append(f'{key} dropped: it needs vpetl_mm.')
+    return Config(out), notes
+
+
+# -- loading -----------------------------------------------------------------------------------
+def _module_prefix(model: torch.nn.Module, target: torch.nn.Module) -> str:
+    for name, module in model.named_modules():
+        if module is target:
+            return f'{name}.' if name else ''
+    raise ValueError('module not found in the model')
+
+
+def _preview(keys: Set[str], limit: int = 6) -> str:
+    keys = sorted(keys)
+    return ', '.join(keys[:limit]) + (f' ... (+{len(keys) - limit} more)' if len(keys) > limit
+                                      else '')
+
+
+def read_checkpoint(path: str) -> dict:
+    """``torch.load(weights_only=True)`` + vpetl_mm's meta decoding; clear errors."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'Checkpoint {path!r} does not exist. Pass the .pth file a run '
+                                'wrote (e.g. work_dirs/<config>/epoch_100.pth).')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f'{path!r} does not load with torch.load(weights_only=True): it holds non-tensor '
+            f'objects ({str(err).splitlines()[0]}). vpetl_mm never turns this safety off; '
+            'checkpoints written by tools/train.py (PETLCheckpointHook) load weights-only. '
+            "Re-save this one as {'state_dict': model.state_dict()}.") from err
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, not a checkpoint dict.')
+    return decode_checkpoint(checkpoint)
+
+
+def load_petl_checkpoint(model: torch.nn.Module, path: str,
+                         checkpoint: Optional[dict] = None) -> Dict[str, Any]:
+    """Load a full or adapter-only checkpoint into a built PETL model, strictly checked.
+
+    As ``tools/test.py`` (``PETLCheckpointHook``): an adapter-only checkpoint lacks the frozen
+    backbone weights, so the model's ``init_weights()`` (the host's pretrained ``init_cfg``)
+    runs first. mm loading is non-strict; here every key must match: a checkpoint that misses
+    anything but the frozen weights of an adapter-only file, or holds keys the model does not
+    have, or a tensor of another shape, raises ``ValueError`` with the report.
+
+    Args:
+        model: The model built from the checkpoint's config.
+        path: The checkpoint file.
+        checkpoint: Its content if :func:`read_checkpoint` read it already.
+
+    Returns:
+        The load report: ``adapter_only``, ``loaded``, ``restored_from_init`` (key counts) and
+        the checkpoint's decoded ``meta``.
+    """
+    if checkpoint is None:
+        checkpoint = read_checkpoint(path)
+    state = checkpoint.get('state_dict', checkpoint)
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f'{path!r} has no state_dict of tensors (keys: '
+                         f'{_preview(set(map(str, checkpoint)))}).')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    wrapper = find_petl_backbone(model)
+    inner = _module_prefix(model, wrapper)  # state_dict() names drop the wrapper's own level
+    meta = checkpoint.get('meta') or {}
+    adapter_only = bool((meta.get('petl') or {}).get('adapter_only'))
+    if adapter_only:
+        model.init_weights()
+        if not wrapper.load_reporter.loads_seen:
+            raise ValueError(
+                f'{path!r} is adapter-only (the frozen backbone weights were left out), but the '
+                "config's host backbone has no Pretrained init_cfg to restore them: set "
+                "model...backbone.init_cfg=dict(type='Pretrained', checkpoint=<pretrained "
+                'file>) as in training, or export a full checkpoint.')
+    expected = model.state_dict()
+    shapes = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}'
+              for k, v in state.items() if k in expected and v.shape != expected[k].shape]
+    if shapes:
+        raise ValueError(f'{path!r} does not fit this config: {len(shapes)} tensor(s) have '
+                         f'another shape, e.g. {shapes[:3]}. Was it trained with another '
+                         'config (method options, number of classes)?')
+    result = model.load_state_dict(state, strict=False)
+    inner_level = f'{inner}backbone.'
+
+    def outer(key: str) -> str:
+        return inner + key[len(inner_level):] if key.startswith(inner_level) else key
+
+    missing = {outer(k) for k in result.missing_keys}
+    unexpected = {outer(k) for k in result.unexpected_keys}
+    frozen = {inner + n for n in wrapper.frozen_param_names()} if adapter_only else set()
+    bad = missing - frozen
+    if bad or unexpected:
+        raise ValueError(
+            f'{path!r} does not match the model built from the config: loaded '
+            f'{len(state) - len(unexpected)} of {len(state)} tensors; missing {len(bad)} '
+            f'({_preview(bad)}); unexpected {len(unexpected)} ({_preview(unexpected)}). '
+            'Export needs the checkpoint of this exact config (same method and options).')
+    pending = wrapper.uncalibrated()
+    if pending:
+        raise ValueError(f'{pending} selections are not in {path!r}: the checkpoint was not '
+                         'trained with PETLCalibrationHook.')
+    return dict(adapter_only=adapter_only, loaded=len(state),
+                restored_from_init=len(missing & frozen), meta=meta)
+
+
+# -- export --------------------------------------------------------------------------------------
+def folding_plan(wrapper) -> List[Dict[str, Any]]:
+    """Per method: whether it folds into the host weights, and why not."""
+    plan = []
+    for method in wrapper.methods:
+        folds = method.folds_into_host()
+        if folds:
+            why = ('merged into the host weights' if method.MERGEABLE else
+                   'trains host parameters only: the host weights are the model')
+        elif method.MERGEABLE:
+            why = ('merge() keeps state outside the host weights (e.g. the folded prefixes of '
+                   'PrefixTuning, which only vpetl_mm\'s patched attention reads)')
+        elif method.DETACHES_BACKBONE or (
+                type(method).transform_output is not BasePETLMethod.transform_output):
+            why = 'a side network: its modules run next to the backbone at inference'
+        else:
+            kinds = sorted({type(inj.module).__name__ for inj in method.injected})
+            why = (f'not mergeable: its injected modules ({", ".join(kinds) or "hooks"}) run at '
+                   'inference and have no counterpart in the stock backbone')
+        plan.append(dict(method=method.name, config=repr(method), mergeable=method.MERGEABLE,
+                         folds_into_host=folds, why=why))
+    return plan
+
+
+def _plain(obj: Any) -> Any:
+    """Plain Python (weights-only loadable, readable without vpetl_mm) copy of meta data."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def _run_stock_check(config: str, checkpoint: str, inputs: Optional[torch.Tensor],
+                     reference: Optional[List[torch.Tensor]]) -> Dict[str, Any]:
+    """Load the export into the stock model in a fresh interpreter without vpetl_mm."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [sys.executable, _STOCK_CHECK, config, checkpoint,
+                '--report', osp.join(tmp, 'report.json')]
+        if inputs is not None:
+            torch.save(inputs, osp.join(tmp, 'inputs.pt'))
+            args += ['--inputs', osp.join(tmp, 'inputs.pt'), '--outputs', osp.join(tmp, 'out.pt')]
+        proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode:
+            raise RuntimeError(f'The stock model (without vpetl_mm) did not load the export '
+                               f'strictly:\n{proc.stdout[-4000:]}')
+        with open(osp.join(tmp, 'report.json')) as f:
+            report = json.load(f)
+        if reference is not None:
+            report['max_abs_diff'] = compare(
+                reference, torch.load(osp.join(tmp, 'out.pt'), weights_only=True))
+    return report
+
+
+def _write_config(cfg: Config, path: str, header: Sequence[str]) -> None:
+    with open(path, 'w') as f:
+        f.write(''.join(f'# {line}\n' for line in header) + cfg.pretty_text)
+
+
+def _frozen_match_init(cfg: Config, state: Dict[str, torch.Tensor], frozen: Set[str]) -> bool:
+    """Whether the config's pretrained init reproduces the frozen tensors of ``state``."""
+    fresh = build_model(cfg)
+    fresh.init_weights()
+    reference = fresh.state_dict()
+    return all(k in reference and torch.equal(reference[k], state[k]) for k in frozen)
+
+
+def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str] = None,
+                 cfg_options: Optional[dict] = None, merge: bool = True,
+                 verify_shape: Optional[Sequence[int]] = None,
+                 stock_check: bool = True) -> ExportResult:
+    """Export ``checkpoint`` of the PETL model of ``config`` to ``out_dir/<name>.{pth,py,json}``.
+
+    Args:
+        config: The training config (with ``vpetl_mm.PETLBackbone``).
+        checkpoint: A checkpoint of it, full or adapter-only.
+        out_dir: Output folder (created).
+        name: File stem; default: the config's.
+        cfg_options: Overrides merged into the config (as ``--cfg-options``).
+        merge: Fold mergeable methods into a stock model; ``False`` always writes the
+            adapter-only form (to continue training with vpetl_mm).
+        verify_shape: An input shape, e.g. ``(1, 3, 224, 224)``: the export is run on a random
+            input of this shape and must match the PETL model's outputs (stock model in a
+            subprocess for merged exports; the rebuilt vpetl_mm model otherwise).
+        stock_check: For merged exports, load the result into the stock model in a subprocess
+            without vpetl_mm (strict), as the stock toolbox would.
+
+    Returns:
+        :class:`ExportResult`.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'Config {config!r} does not exist.')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    paths = find_petl_path(cfg.get('model'))
+    if not paths:
+        raise ValueError(f'{config!r} has no vpetl_mm.PETLBackbone in `model`: there is no PETL '
+                         'method to merge or export. A stock config\'s checkpoints are stock '
+                         'already.')
+    if len(paths) > 1:
+        raise ValueError(f'{config!r} has {len(paths)} PETLBackbones ({paths}); export handles '
+                         'one.')
+    source = read_checkpoint(checkpoint)  # a missing / unsafe file fails before the build
+    name = name or osp.splitext(osp.basename(config))[0]
+    os.makedirs(out_dir, exist_ok=True)
+    files = {ext: osp.join(out_dir, f'{name}.{ext}') for ext in ('pth', 'py', 'json')}
+
+    model = build_model(cfg)
+    wrapper = find_petl_backbone(model)
+    prefix = _module_prefix(model, wrapper)
+    load = load_petl_checkpoint(model, checkpoint, source)
+    del source
+    model.eval()
+    plan = folding_plan(wrapper)
+    foldable = all(p['folds_into_host'] for p in plan)
+    inputs = reference = None
+    if verify_shape:
+        inputs = torch.randn(*verify_shape, generator=torch.Generator().manual_seed(0))
+        reference = model_outputs(model, inputs)
+    meta = dict(exported_by=f'vpetl_mm {__version__} tools/export.py',
+                source_config=osp.abspath(config), source_checkpoint=osp.abspath(checkpoint),
+                methods=[p['config'] for p in plan], profile=wrapper.profile.name)
+    if load['meta'].get('dataset_meta'):
+        meta['dataset_meta'] = _plain(load['meta']['dataset_meta'])
+    info: Dict[str, Any] = dict(methods=plan, profile=wrapper.profile.name,
+                                source=dict(config=meta['source_config'],
+                                            checkpoint=meta['source_checkpoint'],
+                                            adapter_only=load['adapter_only']),
+                                files=dict(checkpoint=files['pth'], config=files['py']))
+
+    if foldable and merge:
+        for method in wrapper.methods:
+            if method.MERGEABLE:
+                method.merge()
+        petl_prefixes = tuple(f'{prefix}{inj.name}.' for m in wrapper.methods
+                              for inj in m.injected)
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()
+                 if not k.startswith(petl_prefixes)}
+        stock_cfg, notes = stock_config(cfg, paths[0])
+        stock = build_model(stock_cfg)
+        keys = set(stock.state_dict())
+        if keys != set(state):
+            raise RuntimeError(f'Merged keys differ from the stock model\'s: extra '
+                               f'{_preview(set(state) - keys)}; missing '
+                               f'{_preview(keys - set(state))}.')
+        stock.load_state_dict(state, strict=True)
+        torch.save(dict(state_dict=state, meta=dict(meta, merged=True)), files['pth'])
+        _write_config(stock_cfg, files['py'], (
+            f'Stock model config exported by vpetl_mm tools/export.py from {config}',
+            f'({", ".join(meta["methods"])} merged into the backbone). It needs no vpetl_mm;',
+            f'load it with {osp.basename(files["pth"])}.'))
+        info.update(mode='merged', stock_config_changes=notes, tensors=len(state),
+                    usage=('Stock OpenMMLab model, no vpetl_mm: build it from the config and '
+                           'load the checkpoint (e.g. the toolbox\'s tools/test.py '
+                           f'{files["py"]} {files["pth"]}).'))
+        if stock_check:
+            info['stock_check'] = _run_stock_check(files['py'], files['pth'], inputs, reference)
+        elif reference is not None:
+            info['max_abs_diff'] = compare(reference, model_outputs(stock, inputs))
+        mode = 'merged'
+    else:
+        state = model.state_dict()
+        frozen = {prefix + n for n in wrapper.frozen_param_names()}
+        host = _get(cfg.model, paths[0])['backbone']
+        if load['adapter_only']:
+            restorable, why = True, 'the source checkpoint was adapter-only'
+        elif not _has_pretrained(host.get('init_cfg')):
+            restorable, why = False, ('the host backbone has no Pretrained init_cfg that '
+                                      'restores the frozen weights')
+        elif _frozen_match_init(cfg, state, frozen):
+            restorable, why = True, 'the frozen weights equal the pretrained init_cfg file'
+        else:
+            restorable, why = False, ('the frozen weights of the checkpoint differ from the '
+                                      'pretrained init_cfg file')
+        mode = 'adapter_only' if restorable else 'full'
+        kept = {k: v for k, v in state.items() if not (restorable and k in frozen)}
+        petl_meta = dict(adapter_only=restorable, dropped_frozen=len(state) - len(kept),
+                         methods=meta['methods'], profile=wrapper.profile.name)
+        torch.save(encode_checkpoint(dict(state_dict=kept, meta=dict(meta, petl=petl_meta))),
+                   files['pth'])
+        _write_config(cfg, files['py'], (
+            f'vpetl_mm config exported by tools/export.py from {config}: rebuild the PETL model',
+            f'with vpetl_mm and load {osp.basename(files["pth"])} ({mode}).'))
+        reasons = [f'{p["method"]}: {p["why"]}' for p in plan if not p['folds_into_host']]
+        info.update(mode=mode, tensors=len(kept), frozen_left_out=len(state) - len(kept),
+                    why_not_merged=reasons or ['merging was turned off (--no-merge)'],
+                    why_this_form=why,
+                    usage=('Rebuild with vpetl_mm: tools/test.py '
+                           f'{files["py"]} {files["pth"]}' + (
+                               ' (the frozen weights come from the backbone\'s Pretrained '
+                               'init_cfg, which must be available)' if restorable else '')))
+        if reference is not None:
+            rebuilt = build_model(Config.fromfile(files['py']))
+            load_petl_checkpoint(rebuilt, files['pth'])
+            info['max_abs_diff'] = compare(reference, model_outputs(rebuilt, inputs))
+    info['load'] = dict(adapter_only=load['adapter_only'], tensors=load['loaded'],
+                        restored_from_init=load['restored_from_init'])
+    with open(files['json'], 'w') as f:
+        json.dump(info, f, indent=2)
+    return ExportResult(mode, files['pth'], files['py'], files['json'], info)
