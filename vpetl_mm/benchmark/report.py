@@ -267,6 +267,10 @@ def dense_table(records: Sequence[dict], benchmark: str) -> Tuple[Table, List[Po
     table.notes = _notes(records, pub.SOURCES[benchmark], False)
     table.notes.insert(2, 'Memory: peak training memory per run (CUDA max allocated; process '
                           'peak RSS on CPU), MB.')
+    if benchmark != 'coco':  # VOC holds detection (AP50) and segmentation (mIoU) settings
+        used = sorted({f"{r.get('backbone')}_{r.get('dataset')}: {r.get('metric')}"
+                       for r in records})
+        table.notes.insert(0, 'Metric: ' + '; '.join(used) + '.')
     return table, points
 
 
