@@ -92,8 +92,13 @@ def main() -> None:
     except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f'tools/benchmark.py: {error}')
     if not args.print_mode:
-        counts = run_sweep(jobs, store, launcher=args.launcher, gpus=args.gpus,
-                           python=args.python, skip_failed=args.skip_failed)
+        try:
+            counts = run_sweep(jobs, store, launcher=args.launcher, gpus=args.gpus,
+                               python=args.python, skip_failed=args.skip_failed)
+        except KeyboardInterrupt:
+            print('[benchmark] interrupted: finished runs are in the store; rerun the same '
+                  'command to resume.', flush=True)
+            sys.exit(130)
         sys.exit(1 if counts['done'] < len(jobs) else 0)
     pending = [j for j in jobs if store.status(*j.key) != 'done'
                and not (args.skip_failed and store.status(*j.key) == 'failed')]

@@ -282,7 +282,7 @@ def _finished_record(job: Job) -> Optional[dict]:
 
 def run_sweep(jobs: Sequence[Job], store: ResultStore, launcher: str = 'none', gpus: int = 1,
               python: str = sys.executable, skip_failed: bool = False,
-              log: Callable[[str], None] = print) -> Dict[str, int]:
+              log: Optional[Callable[[str], None]] = None) -> Dict[str, int]:
     """Run the jobs that are not done; returns the counts ``done``, ``skipped``,
     ``recovered``, ``failed``, ``ran``.
 
@@ -294,8 +294,9 @@ def run_sweep(jobs: Sequence[Job], store: ResultStore, launcher: str = 'none', g
         gpus: Processes per run with ``launcher='dist'``.
         python: The interpreter of the runs.
         skip_failed: Do not retry runs the store records as failed.
-        log: Where progress lines go.
+        log: Where progress lines go (default: stdout, flushed, so a log file follows live).
     """
+    log = log or (lambda line: print(line, flush=True))
     counts = dict(done=0, skipped=0, recovered=0, failed=0, ran=0)
     pending: List[Job] = []
     for job in jobs:
