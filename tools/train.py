@@ -111,13 +111,14 @@ def main() -> None:
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
     if args.seed is not None:
         cfg.randomness = dict(cfg.get('randomness', None) or {}, seed=args.seed)
     protocol = args.protocol or cfg.get('protocol', None) or 'none'
+    # a protocol resumes stage by stage (run_protocol(resume=True)), each from its own work dir
+    if protocol == 'none' and args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif protocol == 'none' and args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
     if protocol == 'none' and args.seeds:
         raise SystemExit('--seeds repeats a protocol; pass --protocol default or legacy.')
     if protocol != 'none' and args.resume not in (None, 'auto'):
