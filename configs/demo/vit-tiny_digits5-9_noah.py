@@ -2,4 +2,4 @@
 # tools/noah_search.py finds one from a trained supernet (docs/image.md).
 _base_ = ['./_base_/vit-tiny_digits.py']
 model = dict(backbone=dict(petl=dict(type='NOAH', vpt=5, lora=2, adapter=5)))
-optim_wrapper = dict(optimizer=dict(lr=1e-2))
+optim_wrapper = dict(optimizer=dict(lr=3e-2))

@@ -19,10 +19,16 @@ Each run writes ``protocol_record.json`` in its work dir (protocol, seed, candid
 selection, the reported metric, the stage work dirs). :func:`run_seeds` repeats a protocol over
 several seeds (one sub-folder each) and writes ``protocol_summary.json``: the per-seed values,
 their mean and sample standard deviation (n - 1), which the benchmark tables report.
+
+An interrupted protocol run continues with ``resume=True`` (``tools/train.py --resume``): each
+finished stage left ``stage_result.json`` and is not trained again; the interrupted stage resumes
+from its ``last_checkpoint`` and keeps the evaluations it made before (``stage_metrics.jsonl``);
+one that its kill prevented (after the checkpoint, before the validation) is made first.
 """
 import copy
 import json
 import os
+import re
 import statistics
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence
@@ -33,6 +39,8 @@ from mmengine.hooks import Hook
 from ..registry import HOOKS
 
 PROTOCOLS = ('default', 'legacy')
+STAGE_FILE = 'stage_result.json'  # a finished stage's evaluations (skipped when resuming)
+STAGE_METRICS = 'stage_metrics.jsonl'  # every evaluation of a stage, as it happens
 DEFAULT_LR_SCALES = (1.0, 0.5, 2.0)
 METRIC = 'accuracy/top1'
 
@@ -42,14 +50,25 @@ class MetricRecorderHook(Hook):
     """Keeps every validation and test metric dict of a run, in order (``self.records``)."""
     priority = 'VERY_LOW'
 
-    def __init__(self) -> None:
+    def __init__(self, path: Optional[str] = None) -> None:
         self.records: List[dict] = []
+        self.path = path  # a JSON-lines copy, so a resumed stage keeps its earlier evaluations
+
+    def _add(self, record: dict) -> None:
+        self.records.append(record)
+        if self.path:
+            with open(self.path, 'a') as f:
+                f.write(json.dumps(record, default=_jsonable) + '\n')
 
     def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
-        self.records.append(dict(mode='val', epoch=runner.epoch, **(metrics or {})))
+        self._add(dict(mode='val', epoch=runner.epoch, **(metrics or {})))
 
     def after_test_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
-        self.records.append(dict(mode='test', epoch=runner.epoch, **(metrics or {})))
+        self._add(dict(mode='test', epoch=runner.epoch, **(metrics or {})))
+
+
+def _jsonable(value):
+    return float(value) if hasattr(value, '__float__') else str(value)
 
 
 def _set_split(cfg: Config, loader: str, split: str) -> None:
@@ -88,6 +107,37 @@ def stage_config(cfg: Config, stage: str, work_dir: str, seed: int,
     return cfg
 
 
+def _missed_evaluation(cfg: Config, stage_dir: str, earlier: Sequence[dict],
+                       build_runner: Callable, metrics_file: str) -> List[dict]:
+    """The evaluation a run killed between saving a checkpoint and validating it never made.
+
+    mmengine saves the epoch's checkpoint before the epoch's validation, and a resumed run
+    starts after that epoch: its validation would be lost (and with it, possibly, legacy's
+    best test evaluation). It is made here, on that checkpoint, before training resumes.
+    """
+    with open(osp.join(stage_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    match = re.search(r'epoch_(\d+)\.pth$', checkpoint)
+    train_cfg = cfg.train_cfg
+    if match is None or not osp.isfile(checkpoint):
+        return []
+    epoch, max_epochs = int(match.group(1)), train_cfg.get('max_epochs')
+    due = epoch >= train_cfg.get('val_begin', 1) and (
+        epoch % train_cfg.get('val_interval', 1) == 0 or epoch == max_epochs)
+    if not due or any(r['mode'] == 'val' and r['epoch'] == epoch for r in earlier):
+        return []
+    eval_cfg = copy.deepcopy(cfg)
+    eval_cfg.resume, eval_cfg.load_from = False, checkpoint
+    recorder = MetricRecorderHook()
+    runner = build_runner(eval_cfg)
+    runner.register_hook(recorder)
+    runner.val()
+    records = [dict(r, epoch=epoch) for r in recorder.records]  # a fresh runner says epoch 0
+    with open(metrics_file, 'a') as f:
+        f.writelines(json.dumps(r, default=_jsonable) + '\n' for r in records)
+    return records
+
+
 def _metric(records: Sequence[dict], mode: str) -> List[float]:
     values = [r[METRIC] for r in records if r['mode'] == mode and METRIC in r]
     if not values:
@@ -97,7 +147,7 @@ def _metric(records: Sequence[dict], mode: str) -> List[float]:
 
 
 def run_protocol(cfg: Config, protocol: str, build_runner: Callable, seed: int = 0,
-                 lr_scales: Sequence[float] = DEFAULT_LR_SCALES) -> dict:
+                 lr_scales: Sequence[float] = DEFAULT_LR_SCALES, resume: bool = False) -> dict:
     """Run ``protocol`` on ``cfg`` (its ``work_dir`` holds one folder per stage).
 
     Args:
@@ -106,6 +156,9 @@ def run_protocol(cfg: Config, protocol: str, build_runner: Callable, seed: int =
         build_runner: Builds a Runner from a config (:func:`vpetl_mm.apis.build_runner`).
         seed: Random seed of every stage (recorded).
         lr_scales: Candidate multipliers of the config's lr for the selection stage.
+        resume: Continue an interrupted run in the same work dir: a stage that finished
+            (``stage_result.json``) is not trained again, and one with a ``last_checkpoint``
+            resumes from it. Without it every stage trains from scratch.
 
     Returns:
         The record also written to ``<work_dir>/protocol_record.json``.
@@ -119,8 +172,26 @@ def run_protocol(cfg: Config, protocol: str, build_runner: Callable, seed: int =
     audit: List[dict] = []  # what each stage trained on and evaluated, for the record
 
     def train(stage: str, name: str, lr: float, evaluate: Optional[str]) -> List[dict]:
-        stage_cfg = stage_config(cfg, stage, osp.join(root, name), seed, lr)
-        recorder = MetricRecorderHook()
+        stage_dir = osp.join(root, name)
+        done_file, metrics_file = (osp.join(stage_dir, f) for f in (STAGE_FILE, STAGE_METRICS))
+        if resume and osp.isfile(done_file):  # finished before the interruption
+            with open(done_file) as f:
+                done = json.load(f)
+            audit.append(dict(done['audit'], reused=True))
+            return done['records']
+        stage_cfg = stage_config(cfg, stage, stage_dir, seed, lr)
+        earlier: List[dict] = []
+        if resume and osp.isfile(osp.join(stage_dir, 'last_checkpoint')):
+            stage_cfg.resume, stage_cfg.load_from = True, None
+            if osp.isfile(metrics_file):  # evaluations before the interruption (legacy's max)
+                with open(metrics_file) as f:
+                    earlier = [json.loads(line) for line in f if line.strip()]
+            earlier += _missed_evaluation(stage_cfg, stage_dir, earlier, build_runner,
+                                          metrics_file)
+        elif osp.isfile(metrics_file):
+            os.remove(metrics_file)  # a fresh start: forget an earlier attempt's evaluations
+        os.makedirs(stage_dir, exist_ok=True)
+        recorder = MetricRecorderHook(metrics_file)
         runner = build_runner(stage_cfg)
         runner.register_hook(recorder)
         runner.train()
@@ -130,12 +201,19 @@ def run_protocol(cfg: Config, protocol: str, build_runner: Callable, seed: int =
             runner.test()
         splits = dict(val=stage_cfg.val_dataloader.dataset.split,
                       test=stage_cfg.test_dataloader.dataset.split)
-        audit.append(dict(stage=name, lr=lr, work_dir=osp.join(root, name),
-                          train_split=stage_cfg.train_dataloader.dataset.split,
-                          train_size=len(runner.train_dataloader.dataset),
-                          evaluations=[dict(split=splits[r['mode']], epoch=r['epoch'],
-                                            value=r.get(METRIC)) for r in recorder.records]))
-        return recorder.records
+        # an evaluation repeated after resuming (same mode and epoch) counts once, the latest
+        records = list({(r['mode'], r['epoch']): r
+                        for r in earlier + recorder.records}.values())
+        entry = dict(stage=name, lr=lr, work_dir=stage_dir,
+                     train_split=stage_cfg.train_dataloader.dataset.split,
+                     train_size=len(runner.train_dataloader.dataset),
+                     resumed=bool(stage_cfg.get('resume', False)),
+                     evaluations=[dict(split=splits[r['mode']], epoch=r['epoch'],
+                                       value=r.get(METRIC)) for r in records])
+        audit.append(entry)
+        with open(done_file, 'w') as f:
+            json.dump(dict(audit=entry, records=records), f, indent=2, default=_jsonable)
+        return records
 
     record = dict(protocol=protocol, seed=seed, metric=METRIC, base_lr=base_lr,
                   label='legacy (test set selects the epoch, as the reference code)'

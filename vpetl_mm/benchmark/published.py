@@ -123,3 +123,58 @@ def _parse(rows: Dict[str, tuple], columns: Tuple[str, ...]) -> Dict[str, dict]:
 #: method name as published -> dict(top1={dataset key: %}, mean, params ('0.16M'), ppt)
 FGVC = _parse(_FGVC_ROWS, FGVC_COLUMNS)
 VTAB = _parse(_VTAB_ROWS, VTAB_COLUMNS)
+
+# -- dense prediction (published-results.md: COCO on Swin-B, VOC / ADE20K on Swin-L) ----------
+# method: (params, memory MB, box AP, mask AP); Cascade Mask R-CNN Swin-B IN-22K, COCO 3x
+# (configs/<method>/swin-b_cascade-coco.py)
+_COCO_ROWS = {
+    'Full fine-tuning': ('86.75M', 17061, 51.9, 45.0),
+    'Frozen': ('0.00M', 7137, 43.5, 38.6),
+    'BitFit': ('0.20M', 13657, 47.9, 41.9),
+    'LN-Tune': ('0.06M', 12831, 48.0, 41.4),
+    'Partial-1': ('12.60M', 7301, 49.2, 42.8),
+    'Adapter': ('3.11M', 12557, 50.9, 43.8),
+    'LoRA': ('3.03M', 11975, 51.2, 44.3),
+    'AdaptFormer': ('3.11M', 13186, 51.4, 44.5),
+    'LoRand': ('1.20M', 13598, 51.0, 43.9),
+    'E3VA': ('1.20M', 7639, 50.5, 43.8),
+    'Mona': ('4.16M', 13996, 53.4, 46.0),
+}
+# method: (params, memory MB on VOC, VOC AP50 %, ADE20K mIoU %); RetinaNet Swin-L on VOC07+12
+# (swin-l_voc.py), UperNet Swin-L on ADE20K 160k (swin-l_ade20k.py)
+_VOC_ADE20K_ROWS = {
+    'Full fine-tuning': ('198.58M', 15679, 83.5, 52.10),
+    'Frozen': ('0.00M', 3967, 83.6, 46.84),
+    'BitFit': ('0.30M', 10861, 85.7, 48.37),
+    'LN-Tune': ('0.09M', 10123, 85.8, 47.98),
+    'Partial-1': ('28.34M', 3943, 85.4, 47.44),
+    'Adapter': ('4.66M', 10793, 87.1, 50.78),
+    'LoRA': ('4.57M', 10127, 87.5, 50.34),
+    'AdaptFormer': ('4.66M', 11036, 87.3, 50.83),
+    'LoRand': ('1.31M', 11572, 86.8, 50.76),
+    'E3VA': ('1.79M', 4819, 86.5, 49.64),
+    'Mona': ('5.08M', 11958, 87.3, 51.36),
+}
+#: method -> dict(params, memory_mb, box, mask) (AP %)
+COCO = {m: dict(params=p, memory_mb=mem, box=box, mask=mask)
+        for m, (p, mem, box, mask) in _COCO_ROWS.items()}
+#: method -> dict(params, memory_mb (on VOC), voc (AP50 %), ade20k (mIoU %))
+VOC_ADE20K = {m: dict(params=p, memory_mb=mem, voc=voc, ade20k=ade)
+              for m, (p, mem, voc, ade) in _VOC_ADE20K_ROWS.items()}
+#: the published figures' protocol and set-up, for the notes under our tables
+SOURCES = dict(
+    vtab='V-PETL Bench, ViT-B/16 IN-21K; legacy protocol (the test set selects the epoch)',
+    fgvc='V-PETL Bench, ViT-B/16 IN-21K; legacy protocol (the test set selects the epoch)',
+    video='V-PETL Bench, Kinetics-400 pre-training (VideoMAE ViT-B, Video Swin-B)',
+    coco='V-PETL Bench, Cascade Mask R-CNN Swin-B IN-22K, COCO 3x (swin-b_cascade-coco)',
+    voc='V-PETL Bench, RetinaNet Swin-L IN-22K, VOC07+12 AP50 (swin-l_voc)',
+    ade20k='V-PETL Bench, UperNet Swin-L IN-22K, ADE20K 160k mIoU (swin-l_ade20k)')
+
+#: config folder (configs/<folder>/) -> the method's name in the published tables
+METHOD_NAMES = dict(
+    full='Full fine-tuning', linear='Linear probing', frozen='Frozen', bitfit='BitFit',
+    lntune='LN-Tune', partial1='Partial-1', adapter='Adapter', lora='LoRA',
+    adaptformer='AdaptFormer', ssf='SSF', repadapter='RepAdapter', hydra='Hydra', fact='FacT',
+    vpt_shallow='VPT-Shallow', vpt_deep='VPT-Deep', dtl='DTL', sct='SCT', gps='GPS',
+    prefix='Prefix tuning', utuning='U-Tuning', snf='SNF', noah='NOAH', lst='LST', last='LAST',
+    hst='HST', lorand='LoRand', e3va='E3VA', mona='Mona', bapat='BAPAT')

@@ -150,10 +150,12 @@ def to_markdown(results: Sequence[MethodResult], params_unit: str = 'M') -> str:
 
 
 def plot_accuracy_vs_params(results: Sequence[MethodResult], path: str,
-                            title: str = 'Top-1 vs trainable backbone parameters') -> str:
-    """Save a PNG of top-1 against trainable backbone parameters (log x), one labelled point
-    per method. Methods with 0 trainable backbone parameters (linear probing) are drawn at a
-    floor below the smallest non-zero count, on an axis tick labelled ``0``.
+                            title: str = 'Top-1 vs trainable backbone parameters',
+                            ylabel: str = 'Top-1 accuracy (%)') -> str:
+    """Save a plot (PNG, SVG ...: the extension of ``path``) of top-1 against trainable
+    backbone parameters (log x), one labelled point per method. Methods with 0 trainable
+    backbone parameters (linear probing) are drawn at a floor below the smallest non-zero count,
+    on an axis tick labelled ``0``. ``ylabel`` names the metric (``top1`` holds it, in percent).
 
     Returns:
         ``path``.
@@ -187,7 +189,7 @@ def plot_accuracy_vs_params(results: Sequence[MethodResult], path: str,
         ax.axvline(floor * 2.2, color='grey', lw=0.8, ls=':')
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel('Trainable backbone parameters (head excluded, log scale)')
-    ax.set_ylabel('Top-1 accuracy (%)')
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which='major', alpha=0.3)
     fig.tight_layout()  # before placing labels: their overlap test uses final positions

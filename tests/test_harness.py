@@ -1,0 +1,551 @@
+"""The benchmark harness end to end on the CPU: run records, the results store, sweeps
+(interrupted and resumed), the published-layout tables and the plots.
+
+The sweep is real: ``tools/benchmark.py`` runs ``tools/train.py`` subprocesses on generated
+tiny VTAB-1k tasks (2 methods x 2 tasks x 2 seeds, 2 epochs each, plus a config that fails on
+purpose). A hook kills the whole sweep (its process group) right after one run saved its first
+checkpoint; rerunning the sweep must skip what finished, resume that run from its checkpoint and
+run the rest.
+"""
+import csv
+import io
+import json
+import math
+import multiprocessing
+import os
+import os.path as osp
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, DefaultScope
+
+sys.path.insert(0, osp.dirname(__file__))
+
+from runner_utils import PY, REPO, expected_ppt, latest_scalars, run_tool, write_tiny_vtab  # noqa
+from vpetl_mm.benchmark import plots, report  # noqa: E402
+from vpetl_mm.benchmark.published import VTAB  # noqa: E402
+from vpetl_mm.benchmark.record import derive_labels, labels_from_path  # noqa: E402
+from vpetl_mm.benchmark.store import ResultStore  # noqa: E402
+from vpetl_mm.benchmark.sweep import command, expand_grid, load_grid, slurm_commands  # noqa
+from vpetl_mm.datasets import VTAB_DATASETS, VTAB_GROUPS  # noqa: E402
+
+TINY = osp.join(REPO, 'tests', 'configs', 'image', 'vit-b_vtab_tiny.py')
+# trainable backbone parameters on the tiny ViT (2 blocks, width 32, MLP 64, patch 8)
+BITFIT = 2 * (32 + 96 + 32 + 32 + 64 + 32) + 32 + 32  # block biases, patch embed, final norm
+LORA = 2 * 2 * (2 * 32 + 32 * 2)  # blocks x (q, v) x rank-2 A and B
+# A hook that kills its own process group (the sweep and its run) once, after the first epoch's
+# checkpoint is saved and before that epoch's validation: what a killed job looks like.
+KILL_HOOK = '''
+import os, signal
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class KillOnceHook(Hook):
+    priority = 'LOWEST'  # after CheckpointHook saved epoch_1.pth
+
+    def __init__(self, marker, seed):
+        self.marker, self.seed = marker, seed
+
+    def after_train_epoch(self, runner):
+        if runner.epoch == 0 and runner.seed == self.seed and os.path.exists(self.marker):
+            os.remove(self.marker)
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+'''
+
+
+def _config(root, method: str, dataset: str, petl: dict, data: str, kill: str = '') -> str:
+    folder = osp.join(root, 'configs', method)
+    os.makedirs(folder, exist_ok=True)
+    path = osp.join(folder, f'vit-t_{dataset}.py')
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{TINY!r}]\n'
+                f'model = dict(backbone=dict(petl=dict(_delete_=True, **{petl!r})))\n'
+                f"_root = {data!r}\n"
+                "train_dataloader = dict(dataset=dict(data_root=_root))\n"
+                "val_dataloader = dict(dataset=dict(data_root=_root))\n"
+                "test_dataloader = dict(dataset=dict(data_root=_root))\n"
+                "train_cfg = dict(max_epochs=2)\n"
+                "param_scheduler = dict(t_initial=2)\n"
+                "default_hooks = dict(checkpoint=dict(interval=1))\n" + kill)
+    return path
+
+
+def _kill_lines(marker: str, seed: int) -> str:
+    return ("custom_imports = dict(imports=['vpetl_mm', 'kill_hook'], "
+            "allow_failed_imports=False)\n"
+            f"custom_hooks = [dict(type='KillOnceHook', marker={marker!r}, seed={seed})]\n")
+
+
+@pytest.fixture()
+def tiny_grid(tmp_path):
+    """configs/{bitfit,lora,broken}/vit-t_vtab-{dtd,eurosat}.py on two tiny tasks; LoRA on
+    dtd kills its sweep once, with seed 1."""
+    (tmp_path / 'kill_hook.py').write_text(KILL_HOOK)
+    marker = tmp_path / 'kill-marker'
+    marker.write_text('kill once')
+    data = {d: write_tiny_vtab(str(tmp_path / 'data' / d), seed=s)
+            for s, d in enumerate(('dtd', 'eurosat'))}
+    for dataset, root in data.items():
+        _config(str(tmp_path), 'bitfit', f'vtab-{dataset}', dict(type='BitFit'), root)
+        _config(str(tmp_path), 'lora', f'vtab-{dataset}', dict(type='LoRA', rank=2, alpha=2),
+                root, _kill_lines(str(marker), 1) if dataset == 'dtd' else '')
+    _config(str(tmp_path), 'broken', 'vtab-dtd', dict(type='NoSuchPETLMethod'), data['dtd'])
+    return tmp_path
+
+
+def _sweep_args(root, *extra):
+    return [PY, osp.join(REPO, 'tools', 'benchmark.py'), '--configs',
+            str(root / 'configs' / '*' / 'vit-t_vtab-*.py'), '--seeds', '0', '1',
+            '--protocol', 'none', '--store', str(root / 'results.db'),
+            '--work-root', str(root / 'work'), *extra]
+
+
+def _env(root):
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, str(root)]), PYTHONUNBUFFERED='1')
+
+
+def test_tiny_sweep_interrupted_resumed_store_tables_plots(tiny_grid):
+    root = tiny_grid
+    # (1) the first sweep: 4 BitFit runs, 2 failing runs, LoRA dtd seed 0, then the kill
+    first = subprocess.run(_sweep_args(root), cwd=str(root), env=_env(root), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900,
+                           start_new_session=True)
+    assert first.returncode == -signal.SIGKILL, first.stdout[-3000:]
+    out = first.stdout
+    assert '[benchmark] 10 runs: 0 already in the store, 0 recovered from their work dirs, ' \
+           '10 to run' in out
+    assert re.search(r'broken/vit-t_vtab-dtd\.py seed 0 \(none\): FAILED \(exit code 1', out)
+    assert re.search(r'\| 7/10 finished \(2 failed\), 3 left \| [\d.]+ s per run, ETA \d:\d\d:\d\d',
+                     out), out
+    assert 'run 8/10: ' in out and 'lora/vit-t_vtab-dtd.py seed 1' in out
+    store = ResultStore(str(root / 'results.db'))
+    # every finished run is in the store at once; the killed one is not
+    done = store.records()
+    assert sorted((r['method'], r['dataset'], r['seed']) for r in done) == sorted(
+        [('bitfit', d, s) for d in ('vtab-dtd', 'vtab-eurosat') for s in (0, 1)]
+        + [('lora', 'vtab-dtd', 0)])
+    failed = store.records(status='failed')
+    assert [(r['method'], r['seed']) for r in failed] == [('broken', 0), ('broken', 1)]
+    assert 'NoSuchPETLMethod' in failed[0]['error']
+    killed = root / 'work' / 'lora' / 'vit-t_vtab-dtd' / 'none-seed1'
+    assert (killed / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+    assert not (killed / 'run_record.json').exists()
+
+    # (2) the same command again: skips the finished runs (and, asked, the failed ones),
+    # resumes the killed run from its checkpoint, runs the two left
+    rc, out = _sweep(root, '--skip-failed', log='second.log')
+    assert rc == 1  # not every run is done: the broken config's are not
+    assert '[benchmark] 10 runs: 7 already in the store, 0 recovered from their work dirs, ' \
+           '3 to run' in out
+    assert re.search(r'run 1/3: \S+lora/vit-t_vtab-dtd\.py seed 1 \(none\) \(resuming from its '
+                     r'checkpoint\)', out), out
+    assert '[benchmark] finished: 8/10 done, 0 failed in this sweep' in out
+    log = (killed / 'benchmark.log').read_text()
+    attempts = log.split('\n=== ')[1:]
+    assert len(attempts) == 2 and '--resume' in attempts[1] and '--resume' not in attempts[0]
+    assert 'resumed epoch: 1' in attempts[1]
+    assert not re.search(r'Epoch\(train\) \[1\]', attempts[1])  # epoch 1 is not trained again
+    assert re.search(r'Epoch\(train\) \[2\]', attempts[1])
+    for skipped in ('bitfit/vit-t_vtab-dtd/none-seed0', 'lora/vit-t_vtab-dtd/none-seed0'):
+        assert (root / 'work' / skipped / 'benchmark.log').read_text().count('\n=== ') == 1
+
+    # (3) the store: 8 done runs with what each run measured
+    done = store.records()
+    assert len(done) == 8 and len(store) == 10 and store.integrity() == 'ok'
+    git = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO, capture_output=True,
+                         text=True).stdout.strip()
+    for r in done:
+        assert r['benchmark'] == 'vtab' and r['backbone'] == 'vit-t' and r['protocol'] == 'none'
+        assert r['params'] == dict(bitfit=BITFIT, lora=LORA)[r['method']]
+        assert r['petl'] == [dict(bitfit='BitFit', lora='LoRA')[r['method']]]
+        val = [s for s in latest_scalars(r['work_dir']) if 'accuracy/top1' in s]
+        assert r['value'] == pytest.approx(val[-1]['accuracy/top1']) and r['split'] == 'val'
+        assert r['ppt'] == pytest.approx(expected_ppt(r['value'] / 100, r['params']))
+        assert r['git'] == git and r['time_per_iter_s'] > 0 and r['peak_mem_mb'] > 0
+        assert r['metric'] == 'accuracy/top1' and r['host'] and r['start'] <= r['end']
+    # a third sweep has nothing to do (idempotent)
+    rc, out = _sweep(root, '--skip-failed', log='third.log')
+    assert rc == 1 and ', 0 to run' in out and len(store) == 10
+
+    # (4) tables and plots from the store
+    values = {(m, d): sorted((r['seed'], r['value']) for r in done
+                             if (r['method'], r['dataset']) == (m, d))
+              for m in ('bitfit', 'lora') for d in ('vtab-dtd', 'vtab-eurosat')}
+    md = run_tool([PY, 'tools/report.py', '--store', str(root / 'results.db'), '--benchmark',
+                   'vtab', '--format', 'md', '--plots', str(root / 'plots')],
+                  str(root / 'report.log'))
+    cells = _md_row(md, 'LoRA')
+    dtd = [v for _, v in values[('lora', 'vtab-dtd')]]
+    euro = [v for _, v in values[('lora', 'vtab-eurosat')]]
+    # columns: Method, 19 tasks, Natural, Specialized, Structured, Mean, Params, PPT, ...
+    assert cells[3] == _pm(dtd) and cells[9] == _pm(euro)
+    assert cells[20] == _pm(dtd) + '*' and cells[21] == _pm(euro) + '*' and cells[22] == '-'
+    seed_means = [(a + b) / 2 for a, b in zip(dtd, euro)]
+    assert cells[23] == _pm(seed_means) + '*'
+    assert cells[24] == f'{LORA / 1e6:.2g}' and cells[26] == '-'  # no published ViT-T figure
+    assert 'Protocol: none (the config as written; the last validation evaluation).' in md
+    for name in ('accuracy_vs_params', 'ppt'):
+        for ext in ('png', 'svg'):
+            path = root / 'plots' / f'vtab_{name}.{ext}'
+            assert path.stat().st_size > 1000, path
+    assert (root / 'plots' / 'vtab_ppt.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert '<svg' in (root / 'plots' / 'vtab_accuracy_vs_params.svg').read_text()
+
+
+def _md_row(md: str, name: str):
+    line = next(x for x in md.splitlines() if x.startswith(f'| {name} '))
+    return [c.strip() for c in line.strip().strip('|').split('|')]
+
+
+def _sweep(root, *extra, log='sweep.log'):
+    """Run tools/benchmark.py on the tiny grid; (exit code, output). It exits 1 while runs
+    are not done (the broken config's)."""
+    proc = subprocess.run(_sweep_args(root, *extra), cwd=str(root), env=_env(root), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
+    (root / log).write_text(proc.stdout)
+    return proc.returncode, proc.stdout
+
+
+def _pm(values):
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f'{mean:.2f} ± {std:.2f}'
+
+
+def test_interrupted_protocol_run_resumes_its_stage(tmp_path):
+    # legacy protocol: the kill comes after epoch 1's checkpoint and before its test
+    # evaluation; the resumed run makes that evaluation, trains epoch 2 only, and reports the
+    # same best-of-evaluations as an uninterrupted run
+    (tmp_path / 'kill_hook.py').write_text(KILL_HOOK)
+    marker = tmp_path / 'kill-marker'
+    marker.write_text('kill once')
+    data = write_tiny_vtab(str(tmp_path / 'data'))
+    # a pretrained backbone, as the real configs have: the frozen weights come from it, not
+    # from the process's random init (adapter-only checkpoints hold no frozen tensor)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        torch.manual_seed(7)
+        host = MODELS.build(Config.fromfile(TINY).model.backbone.backbone)
+    pretrained = str(tmp_path / 'pretrained.pth')
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in host.state_dict().items()}},
+               pretrained)
+    cfg = _config(str(tmp_path), 'lora', 'vtab-dtd', dict(type='LoRA', rank=2, alpha=2), data,
+                  _kill_lines(str(marker), 3) + (
+                      "model = dict(backbone=dict(backbone=dict(init_cfg=dict(_delete_=True, "
+                      f"type='Pretrained', checkpoint={pretrained!r}, prefix='backbone.'))))\n"))
+    args = [PY, osp.join(REPO, 'tools', 'benchmark.py'), '--configs', cfg, '--seeds', '3',
+            '--protocol', 'legacy', '--store', str(tmp_path / 'r.db'), '--work-root',
+            str(tmp_path / 'work')]
+    first = subprocess.run(args, cwd=str(tmp_path), env=_env(tmp_path), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600,
+                           start_new_session=True)
+    assert first.returncode == -signal.SIGKILL, first.stdout[-3000:]
+    out = run_tool(args, str(tmp_path / 'second.log'), env=_env(tmp_path))
+    assert '(resuming from its checkpoint)' in out
+    work = tmp_path / 'work' / 'lora' / 'vit-t_vtab-dtd' / 'legacy-seed3'
+    with open(work / 'protocol_record.json') as f:
+        resumed = json.load(f)
+    stage = resumed['stages'][0]
+    assert stage['resumed'] and [e['epoch'] for e in stage['evaluations']] == [1, 2]
+    assert [e['split'] for e in stage['evaluations']] == ['test', 'test']
+    attempt = (work / 'benchmark.log').read_text().split('\n=== ')[-1]
+    assert not re.search(r'Epoch\(train\) \[1\]', attempt)
+    record = ResultStore(str(tmp_path / 'r.db')).get(*expand_grid(
+        [cfg], seeds=[3], protocol='legacy')[0].key)
+    assert record['status'] == 'done' and record['value'] == resumed['value']
+    assert record['protocol_label'].startswith('legacy')
+
+    # the same run, never interrupted
+    ref = str(tmp_path / 'ref')
+    assert not marker.exists()  # the kill hook fired once and is spent
+    run_tool([PY, 'tools/train.py', cfg, '--work-dir', ref, '--protocol', 'legacy', '--seed',
+              '3'], str(tmp_path / 'ref.log'), env=_env(tmp_path))
+    with open(osp.join(ref, 'protocol_record.json')) as f:
+        reference = json.load(f)
+    assert resumed['test_evaluations'] == pytest.approx(reference['test_evaluations'])
+    assert resumed['value'] == pytest.approx(reference['value'])
+    with open(osp.join(ref, 'run_record.json')) as f:
+        assert json.load(f)['value'] == reference['value']
+
+
+# -- the store -------------------------------------------------------------------------------
+def _record(config='configs/lora/vit-b_vtab-dtd.py', seed=0, protocol='default', value=70.,
+            status='done', end='2026-01-01T00:00:00+00:00', **kw):
+    labels = labels_from_path(config)
+    record = dict(status=status, config=config, seed=seed, protocol=protocol,
+                  protocol_label=protocol, method=labels['method'], backbone=labels['backbone'],
+                  dataset=labels['dataset'], benchmark=labels['benchmark'],
+                  metric='accuracy/top1', value=value, value_pct=value,
+                  metrics={'accuracy/top1': value}, params=294912, end=end)
+    record.update(kw)
+    return record
+
+
+def _writer(path, worker, barrier):
+    store = ResultStore(path, timeout=60)
+    barrier.wait()  # everyone writes at once
+    for i in range(20):
+        store.put(_record(config=f'configs/w{worker}/vit-b_vtab-dtd.py', seed=i,
+                          value=float(worker)))
+        store.put(_record(config='configs/shared/vit-b_vtab-dtd.py', seed=i,
+                          value=float(worker), end=f'2026-01-01T00:00:{worker:02d}+00:00'))
+
+
+def test_store_survives_concurrent_writers(tmp_path):
+    path = str(tmp_path / 'results.db')
+    ResultStore(path)
+    ctx = multiprocessing.get_context('fork')  # separate processes, each its own connections
+    barrier = ctx.Barrier(6)
+    procs = [ctx.Process(target=_writer, args=(path, w, barrier)) for w in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * 6
+    store = ResultStore(path)
+    assert store.integrity() == 'ok' and len(store) == 6 * 20 + 20
+    for w in range(6):
+        mine = [r for r in store.records() if r['config'] == f'configs/w{w}/vit-b_vtab-dtd.py']
+        assert sorted(r['seed'] for r in mine) == list(range(20))
+        assert all(r['value'] == w for r in mine)
+    # each shared key holds the newest record (the latest `end`), whatever the write order
+    shared = [r for r in store.records() if r['config'].startswith('configs/shared')]
+    assert len(shared) == 20 and all(r['value'] == 5. for r in shared)
+
+
+def test_store_is_idempotent_and_keeps_finished_results(tmp_path):
+    store = ResultStore(str(tmp_path / 'r.db'))
+    assert store.put(_record()) and store.put(_record()) and len(store) == 1
+    # a crashed retry does not erase the result; a newer finished run replaces it
+    assert not store.put(_record(status='failed', error='boom', end='2026-02-01'))
+    assert store.status('configs/lora/vit-b_vtab-dtd.py', 0, 'default') == 'done'
+    assert store.put(_record(value=71., end='2026-03-01'))
+    assert store.get('configs/lora/vit-b_vtab-dtd.py', 0, 'default')['value'] == 71.
+    assert not store.put(_record(value=60., end='2025-01-01'))  # an older record
+    # the key is (config, seed, protocol)
+    store.put(_record(seed=1))
+    store.put(_record(protocol='legacy'))
+    assert len(store) == 3
+    # collect: run_record.json files under a folder, idempotent
+    for i in range(2):
+        folder = tmp_path / 'work' / str(i)
+        folder.mkdir(parents=True)
+        (folder / 'run_record.json').write_text(json.dumps(_record(
+            config='configs/adapter/vit-b_vtab-dtd.py', seed=i)))
+    assert store.collect([str(tmp_path / 'work')]) == 2 and len(store) == 5
+    store.collect([str(tmp_path / 'work')])
+    assert len(store) == 5
+
+
+# -- tables on a constructed store -------------------------------------------------------------
+def _vtab_store(path):
+    """LoRA and Adapter on VTAB-1k, 3 seeds: top-1 = base + 2 * task index + seed; Adapter
+    lacks smallnorb-ele."""
+    store = ResultStore(path)
+    for method, base in (('lora', 60.), ('adapter', 50.)):
+        for i, task in enumerate(VTAB_DATASETS):
+            if method == 'adapter' and task == 'vtab-smallnorb-ele':
+                continue
+            for seed in range(3):
+                store.put(_record(f'configs/{method}/vit-b_{task}.py', seed,
+                                  value=base + 2 * i + seed,
+                                  params=294912 if method == 'lora' else 165888))
+    return store
+
+
+def test_vtab_table_group_means_published_and_formats(tmp_path):
+    store = _vtab_store(str(tmp_path / 'r.db'))
+    table, points = report.build_table(store.records(benchmark='vtab'), 'vtab')
+    names = [c.name for c in table.columns]
+    assert names[:20] == ['Method'] + list(report.VTAB_SHORT)
+    assert names[20:] == ['Natural', 'Specialized', 'Structured', 'Mean', 'Params (M)', 'PPT',
+                          'Published mean', 'Seeds']
+    rows = {row[0]: row for row in table.rows}
+    assert [row[0] for row in table.rows] == ['Adapter', 'LoRA']  # the published order
+    idx = {g: [i for i, t in enumerate(VTAB_DATASETS) if VTAB_GROUPS[t] == g]
+           for g in ('natural', 'specialized', 'structured')}
+    # per task: mean of base + 2i + {0, 1, 2} = base + 2i + 1, std 1
+    lora = rows['LoRA']
+    assert lora[3].mean == pytest.approx(60 + 2 * 2 + 1) and lora[3].std == pytest.approx(1)
+    for col, group in zip((20, 21, 22), ('natural', 'specialized', 'structured')):
+        expected = 60 + 2 * sum(idx[group]) / len(idx[group]) + 1
+        assert lora[col].mean == pytest.approx(expected) and not lora[col].partial
+        assert lora[col].std == pytest.approx(1.)  # per-seed group means differ by 1
+    # the mean over the 19 tasks as published (not the mean of the three group means)
+    assert lora[23].mean == pytest.approx(60 + 2 * 9 + 1)
+    assert lora[23].mean != pytest.approx(sum(lora[c].mean for c in (20, 21, 22)) / 3)
+    assert lora[24] == pytest.approx(0.294912)
+    assert lora[25] == pytest.approx(79. / 100 * math.exp(-math.log10(294912 / 1e7 + 1)))
+    assert lora[26] == VTAB['LoRA']['mean'] == 72.25 and lora[27] == '0,1,2'
+    adapter = rows['Adapter']
+    assert adapter[19] is None and adapter[22].partial and not adapter[20].partial
+    assert adapter[22].mean == pytest.approx(50 + 2 * sum(range(11, 18)) / 7 + 1)
+    assert adapter[23].partial and adapter[23].mean == pytest.approx(50 + 2 * 8.5 + 1)
+    assert adapter[26] == 71.44
+    assert [p.label for p in points] == ['Adapter', 'LoRA']
+    assert points[1].metric == pytest.approx(79.) and points[1].params == 294912
+
+    md = report.render(table, 'md')
+    assert _md_row(md, 'LoRA')[20:] == ['67.00 ± 1.00', '78.00 ± 1.00', '90.00 ± 1.00',
+                                        '79.00 ± 1.00', '0.29', '0.78', '72.25', '0,1,2']
+    adapter = _md_row(md, 'Adapter')
+    assert adapter[3] == '55.00 ± 1.00' and adapter[19] == '-'
+    assert adapter[22:24] == ['79.00 ± 1.00*', '68.00 ± 1.00*'] and adapter[26] == '71.44'
+    assert 'Protocol: default.' in md and '*: mean over the datasets present only' in md
+    assert 'Published: V-PETL Bench, ViT-B/16 IN-21K; legacy protocol' in md
+
+    rows_csv = [r for r in csv.reader(io.StringIO(report.render(table, 'csv')))
+                if r and not r[0].startswith('#')]
+    header = rows_csv[0]
+    assert header[:3] == ['Method', 'C100', 'C100 std']
+    lora_csv = dict(zip(header, next(r for r in rows_csv if r[0] == 'LoRA')))
+    assert float(lora_csv['Natural']) == 67. and float(lora_csv['Natural std']) == 1.
+    assert float(lora_csv['Published mean']) == 72.25
+    assert '# Protocol: default.' in report.render(table, 'csv')
+
+    tex = report.render(table, 'latex')
+    assert r'\toprule' in tex and r'\bottomrule' in tex and r'\begin{tabular}{l' in tex
+    assert r'67.00 $\pm$ 1.00' in tex and r'79.00 $\pm$ 1.00$^*$' in tex
+    assert r'Params (M)' in tex and r'Protocol: default.' in tex and r'top-1 (\%)' in tex
+
+
+def test_fgvc_mixed_protocols_and_dense_tables_and_plots(tmp_path):
+    store = ResultStore(str(tmp_path / 'r.db'))
+    for protocol, value in (('default', 85.), ('legacy', 87.)):
+        for seed in (0, 1):
+            store.put(_record('configs/lora/vit-b_fgvc-cub.py', seed, protocol, value + seed,
+                              protocol_label=f'{protocol} label'))
+    table, _ = report.build_table(store.records(benchmark='fgvc'), 'fgvc')
+    assert [c.name for c in table.columns][:3] == ['Method', 'Protocol', 'CUB-200-2011']
+    assert [(r[0], r[1], r[2].mean) for r in table.rows] == [('LoRA', 'default', 85.5),
+                                                             ('LoRA', 'legacy', 87.5)]
+    assert 'Protocol: default label; legacy label.' in table.notes
+
+    for method, box, mem in (('lora', 0.512, 11975.), ('e3va', 0.505, 7639.)):
+        for seed in (0, 1):
+            store.put(_record(f'configs/{method}/swin-b_cascade-coco.py', seed, 'none',
+                              box + seed / 100, metric='coco/bbox_mAP', value_pct=None,
+                              metrics={'coco/bbox_mAP': box + seed / 100,
+                                       'coco/segm_mAP': 0.44}, peak_mem_mb=mem + seed,
+                              params=3_030_000))
+    table, points = report.build_table(store.records(benchmark='coco'), 'coco')
+    assert [c.name for c in table.columns] == [
+        'Method', 'Params (M)', 'Memory (MB)', 'box AP', 'box AP PPT', 'mask AP', 'mask AP PPT',
+        'Published box AP', 'Published mask AP']
+    lora = next(r for r in table.rows if r[0] == 'LoRA')
+    assert lora[3].mean == pytest.approx(51.7) and lora[5].mean == pytest.approx(44.)
+    assert lora[4] == pytest.approx(expected_ppt(0.517, 3_030_000), abs=1e-4)
+    assert lora[2].mean == 11975.5 and lora[7:] == [51.2, 44.3]
+    assert [p.label for p in points] == ['LoRA', 'E3VA']
+    assert points[1].memory_mb == 7639.5
+    written = plots.make_plots('coco', points, str(tmp_path / 'plots'))
+    assert sorted(osp.basename(p) for p in written) == sorted(
+        f'coco_{n}.{e}' for n in ('accuracy_vs_params', 'ppt', 'memory_vs_accuracy')
+        for e in ('png', 'svg'))
+    assert all(osp.getsize(p) > 1000 for p in written)
+
+    out = run_tool([PY, 'tools/report.py', '--store', str(tmp_path / 'r.db'), '--format',
+                    'latex', '--out', str(tmp_path / 'tables')], str(tmp_path / 'rep.log'))
+    assert sorted(os.listdir(tmp_path / 'tables')) == ['coco.tex', 'fgvc.tex']
+    assert 'coco: 2 rows' in out
+
+
+# -- grid, commands, slurm -------------------------------------------------------------------
+def test_grid_files_labels_and_commands(tmp_path):
+    (tmp_path / 'grid.yaml').write_text('methods: [lora, adapter]\ndatasets: [fgvc]\n'
+                                        'seeds: [0, 1]\nprotocol: legacy\n')
+    grid = load_grid(str(tmp_path / 'grid.yaml'))
+    jobs = expand_grid(**grid, config_root=osp.join(REPO, 'configs'))
+    assert len(jobs) == 2 * 5 * 2 and {j.protocol for j in jobs} == {'legacy'}
+    assert jobs[0].labels == dict(method='lora', backbone='vit-b', dataset='fgvc-cub')
+    (tmp_path / 'grid.py').write_text(
+        f"configs = [{osp.join(REPO, 'configs', 'lora', 'swin-l_*.py')!r}]\nseeds = [0]\n")
+    jobs = expand_grid(**load_grid(str(tmp_path / 'grid.py')))
+    # each config's own protocol: image configs 'default', dense ones 'none'
+    assert [j.protocol for j in jobs] == ['none'] * 3
+    assert expand_grid([osp.join(REPO, 'configs/lora/vit-b_vtab-dtd.py')],
+                       seeds=[0])[0].protocol == 'default'
+    assert expand_grid([osp.join(REPO, 'tests/configs/image/vit-b_vtab_tiny.py')],
+                       seeds=[0])[0].protocol == 'default'  # through its _base_
+    with pytest.raises(FileNotFoundError, match='No config matches'):
+        expand_grid(['nothing/*.py'])
+    with pytest.raises(ValueError, match='unknown grid keys'):
+        (tmp_path / 'bad.yaml').write_text('method: [lora]\n')
+        load_grid(str(tmp_path / 'bad.yaml'))
+    job = jobs[0]
+    cmd = command(job, 'r.db', resume=True, launcher='dist', gpus=4)
+    assert cmd[:2] == ['bash', osp.relpath(osp.join(REPO, 'tools', 'dist_train.sh'))]
+    assert cmd[2:4] == [job.config, '4'] and cmd[-1] == '--resume' and '--store' in cmd
+    # labels from the generated config's path, else from the config itself
+    assert labels_from_path('configs/lora/vit-b_vtab-dtd.py')['benchmark'] == 'vtab'
+    labels = derive_labels(Config.fromfile(TINY), TINY)
+    assert (labels['method'], labels['petl'], labels['backbone']) == ('LoRA', ['LoRA'],
+                                                                      'visiontransformer')
+    assert labels['dataset'] == 'vtab-tiny' and labels['benchmark'] == 'vtab'
+    assert derive_labels(Config.fromfile(TINY), TINY, dict(dataset='ssv2'))['benchmark'] == \
+        'video'
+
+
+def test_print_slurm_array_script_runs_each_task(tiny_grid, tmp_path):
+    root = tiny_grid
+    store = ResultStore(str(root / 'results.db'))
+    jobs = expand_grid([str(root / 'configs' / '*' / 'vit-t_vtab-*.py')], seeds=[0, 1],
+                       protocol='none', work_root=str(root / 'work'))
+    store.put(_record(config=jobs[0].key[0], seed=0, protocol='none'))  # one job is done
+    args = _sweep_args(root) + ['--print', 'slurm', '--partition', 'p1', '--gpus', '4',
+                                '--gpus-per-node', '2', '--max-parallel', '3',
+                                '--python', 'python3']
+    script = run_tool(args, str(tmp_path / 'print.log'), env=_env(root))
+    assert script.startswith('#!/usr/bin/env bash\n')
+    for line in ('#SBATCH --array=0-8%3', '#SBATCH --partition=p1', '#SBATCH --ntasks=4',
+                 '#SBATCH --ntasks-per-node=2', '#SBATCH --gres=gpu:2', '#SBATCH --nodes=2'):
+        assert line + '\n' in script
+    path = tmp_path / 'array.sh'
+    path.write_text(script)
+    subprocess.run(['bash', '-n', str(path)], check=True)
+    # run array task 2 with a fake srun that prints its command line
+    fake = tmp_path / 'bin'
+    fake.mkdir()
+    (fake / 'srun').write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@"\n')
+    (fake / 'srun').chmod(0o755)
+    env = dict(os.environ, PATH=f'{fake}{os.pathsep}{os.environ["PATH"]}',
+               SLURM_ARRAY_TASK_ID='2')
+    out = subprocess.run(['bash', str(path)], env=env, capture_output=True, text=True,
+                         check=True).stdout.split('\n')
+    job = jobs[3]  # jobs[0] is done, so array index 2 is the fourth job
+    assert out[:2] == ['-p', 'p1'] and '--ntasks=4' in out and 'python3' in out
+    i = out.index(osp.join(REPO, 'tools', 'train.py'))
+    assert out[i + 1] == job.config and out[i + 2] == f'--work-dir={job.work_dir}'
+    assert out[i + 3] == '--launcher=slurm'  # then the sweep's arguments
+    assert out[i + 4:i + 10] == ['--seed', '1', '--protocol', 'none', '--store',
+                                 str(root / 'results.db')]
+    assert '--resume' not in out
+    # the plain commands, and tools/slurm_train.sh ones
+    cmds = run_tool(_sweep_args(root) + ['--print', 'commands'], str(tmp_path / 'c.log'),
+                    env=_env(root)).strip().splitlines()
+    assert len(cmds) == 9 and cmds[0].split()[1].endswith('tools/train.py')
+    pending = [j for j in jobs if store.status(*j.key) != 'done']
+    slurm = slurm_commands(pending, str(root / 'results.db'), gpus=8).strip().splitlines()
+    assert len(slurm) == 9 and all(re.match(r'GPUS=8 PYTHON=\S+ bash \S*tools/slurm_train.sh '
+                                            r'gpu vpetl-bench-\d ', s) for s in slurm)
+
+
+def test_dist_launcher_records_once(tmp_path):
+    data = write_tiny_vtab(str(tmp_path / 'data'))
+    cfg = _config(str(tmp_path), 'bitfit', 'vtab-dtd', dict(type='BitFit'), data)
+    out = run_tool([PY, 'tools/benchmark.py', '--configs', cfg, '--seeds', '0', '--protocol',
+                    'none', '--store', str(tmp_path / 'r.db'), '--work-root',
+                    str(tmp_path / 'work'), '--launcher', 'dist', '--gpus', '2'],
+                   str(tmp_path / 'dist.log'))
+    assert '[benchmark] finished: 1/1 done' in out
+    [record] = ResultStore(str(tmp_path / 'r.db')).records()
+    assert record['launcher'] == 'pytorch' and record['params'] == BITFIT
+    log = open(osp.join(record['work_dir'], 'benchmark.log')).read()
+    assert 'tools/dist_train.sh' in log and 'GPU number: 2' in log
+    assert log.count('run record (done)') == 1  # rank 0 only

@@ -1,0 +1,381 @@
+"""Benchmark tables from the results store, in the layouts of the published V-PETL Bench tables.
+
+:func:`build_table` turns the store's records of one benchmark into a :class:`Table`:
+
+* ``vtab``: one column per VTAB-1k task (published order and abbreviations), the Natural /
+  Specialized / Structured group means, the mean over the tasks (as published: the plain mean of
+  the 19, not of the group means), Params, PPT and the published mean;
+* ``fgvc``: the five FGVC datasets, mean, Params, PPT, published mean;
+* ``video``: per backbone, top-1 and PPT on SSv2 / HMDB51 (/ K400), published top-1;
+* ``coco``: Params, memory, box AP / PPT, mask AP / PPT, published box / mask AP;
+* ``voc`` / ``ade20k``: Params, memory, AP50 or mIoU, PPT, published figure.
+
+Every cell is the mean ± sample standard deviation (n - 1) over the seeds; a mean over the
+datasets gets its std from the per-seed means when every seed has every dataset. Rows are
+(method, backbone, protocol); the protocol is named under the table (and is a column when the
+table mixes protocols). Rendered as Markdown, CSV (mean and std in two columns) or LaTeX
+(booktabs).
+
+Examples:
+    >>> table, points = build_table(ResultStore('results.db').records(benchmark='vtab'), 'vtab')
+    >>> print(render(table, 'md'))
+"""
+import csv
+import io
+import statistics
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..evaluation import ppt as ppt_score
+from . import published as pub
+
+BENCHMARKS = ('vtab', 'fgvc', 'video', 'coco', 'voc', 'ade20k')
+VTAB_SHORT = ('C100', 'Cal', 'DTD', 'Flw', 'Pet', 'SVHN', 'Sun', 'PCam', 'Euro', 'Res', 'Ret',
+              'Cnt', 'Dist', 'DMLab', 'KITTI', 'dLoc', 'dOri', 'Azi', 'Ele')
+FGVC_SHORT = ('CUB-200-2011', 'NABirds', 'Oxford Flowers', 'Stanford Dogs', 'Stanford Cars')
+VIDEO_COLUMNS = OrderedDict(ssv2='SSv2', hmdb51='HMDB51', k400='K400')
+# published set-up of each dense benchmark: (backbone, dataset key) of the matching configs
+DENSE_SETUP = dict(coco=('swin-b', 'cascade-coco'), voc=('swin-l', 'voc'),
+                   ade20k=('swin-l', 'ade20k'))
+
+
+@dataclass
+class Stat:
+    """A mean over runs, its sample std (None for one run) and the number of runs."""
+    mean: float
+    std: Optional[float] = None
+    n: int = 1
+    partial: bool = False  # a mean over only some of the datasets it should cover
+
+    @classmethod
+    def of(cls, values: Sequence[float], partial: bool = False) -> 'Stat':
+        values = list(values)
+        std = statistics.stdev(values) if len(values) > 1 else None
+        return cls(statistics.fmean(values), std, len(values), partial)
+
+
+@dataclass
+class Column:
+    name: str
+    kind: str = 'stat'  # 'text', 'stat' (mean ± std), 'num', 'params' (millions)
+    digits: int = 2
+
+
+@dataclass
+class Table:
+    title: str
+    columns: List[Column]
+    rows: List[list] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Point:
+    """One row's summary, for the plots."""
+    label: str
+    params: Optional[float]
+    metric: Optional[float]  # percent
+    ppt: Optional[float]
+    memory_mb: Optional[float] = None
+
+
+def display_name(method: str) -> str:
+    return pub.METHOD_NAMES.get(method, method)
+
+
+def _order(names: Sequence[str]) -> List[str]:
+    """Published order (the names' position in METHOD_NAMES), then alphabetical."""
+    rank = {n: i for i, n in enumerate(pub.METHOD_NAMES.values())}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def _rows(records: Sequence[dict], by_dataset: bool = False) -> Dict[tuple, List[dict]]:
+    """Records grouped into rows: (name, backbone, protocol[, dataset]) in published order."""
+    groups: Dict[tuple, List[dict]] = defaultdict(list)
+    for r in records:
+        key = (display_name(r.get('method') or '?'), r.get('backbone') or '?', r['protocol'])
+        groups[key + ((r.get('dataset') or '?', ) if by_dataset else ())].append(r)
+    order = {n: i for i, n in enumerate(_order({k[0] for k in groups}))}
+    return OrderedDict(sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1:])))
+
+
+def _params(records: Sequence[dict]) -> Optional[float]:
+    values = [r['params'] for r in records if r.get('params') is not None]
+    return statistics.fmean(values) if values else None
+
+
+def _ppt(metric_pct: Optional[float], params: Optional[float]) -> Optional[float]:
+    if metric_pct is None or params is None or not 0 <= metric_pct <= 100:
+        return None
+    return ppt_score(metric_pct / 100., int(round(params)))
+
+
+def _mean_over(cells: Dict[str, Dict[int, float]], keys: Sequence[str],
+               expected: int) -> Optional[Stat]:
+    """Mean over datasets ``keys`` of their seed means; std over per-seed means if every seed
+    has every dataset; ``partial`` when fewer than ``expected`` datasets are present."""
+    present = [k for k in keys if k in cells]
+    if not present:
+        return None
+    mean = statistics.fmean(statistics.fmean(cells[k].values()) for k in present)
+    seeds = set.intersection(*(set(cells[k]) for k in present))
+    complete = all(set(cells[k]) == seeds for k in present) and len(seeds) > 1
+    std = statistics.stdev([statistics.fmean(cells[k][s] for k in present) for s in seeds]) \
+        if complete else None
+    return Stat(mean, std, len(seeds) if complete else 1, len(present) < expected)
+
+
+def _notes(records: Sequence[dict], source: Optional[str], partial: bool) -> List[str]:
+    labels = sorted({r.get('protocol_label') or r['protocol'] for r in records})
+    counts = sorted({len(v) for v in _seed_counts(records).values()})
+    n = f'{counts[0]}' if len(counts) == 1 else f'{counts[0]}-{counts[-1]}'
+    notes = ['Protocol: ' + '; '.join(labels) + '.',
+             f'Cells: mean ± sample std over seeds (n = {n} per cell).',
+             'Params: trainable backbone parameters (head excluded), millions; PPT from the mean '
+             'and Params.']
+    if partial:
+        notes.append('*: mean over the datasets present only (some are missing).')
+    if source:
+        notes.append(f'Published: {source}.')
+    return notes
+
+
+def _seed_counts(records: Sequence[dict]) -> Dict[tuple, set]:
+    counts: Dict[tuple, set] = defaultdict(set)
+    for r in records:
+        counts[(r['config'], r['protocol'])].add(r['seed'])
+    return counts
+
+
+def _cells(records: Sequence[dict], metric: Optional[str] = None) -> Dict[str, Dict[int, float]]:
+    """dataset -> seed -> metric in percent (the record's primary metric, or ``metric``)."""
+    from .record import to_percent
+    cells: Dict[str, Dict[int, float]] = defaultdict(dict)
+    for r in records:
+        if metric is None and r.get('value_pct') is not None:
+            cells[r.get('dataset') or '?'][r['seed']] = float(r['value_pct'])
+        elif metric is not None and metric in (r.get('metrics') or {}):
+            cells[r.get('dataset') or '?'][r['seed']] = to_percent(metric, r['metrics'][metric])
+    return cells
+
+
+def per_dataset_table(records: Sequence[dict], benchmark: str, known: Sequence[str],
+                      short: Sequence[str], groups: Optional[Dict[str, str]],
+                      published: Dict[str, dict], title: str) -> Tuple[Table, List[Point]]:
+    """The VTAB / FGVC layout (and the fallback for other image benchmarks)."""
+    extras = sorted({r.get('dataset') or '?' for r in records} - set(known))
+    rows = _rows(records)
+    protocols = {k[2] for k in rows}
+    group_names = list(OrderedDict.fromkeys(groups.values())) if groups else []
+    columns = [Column('Method', 'text')] + [Column('Backbone', 'text')] * (
+        len({k[1] for k in rows}) > 1) + [Column('Protocol', 'text')] * (len(protocols) > 1)
+    columns += [Column(s) for s in short] + [Column(e) for e in extras]
+    columns += [Column(g.capitalize()) for g in group_names]
+    columns += [Column('Mean'), Column('Params (M)', 'params'), Column('PPT', 'num', 2),
+                Column('Published mean', 'num', 2), Column('Seeds', 'text')]
+    table, points, partial = Table(title, columns), [], False
+    for (name, backbone, protocol), runs in rows.items():
+        cells = _cells(runs)
+        row: list = [name] + [backbone] * (len({k[1] for k in rows}) > 1)
+        row += [protocol] * (len(protocols) > 1)
+        row += [Stat.of(cells[k].values()) if k in cells else None for k in list(known) + extras]
+        for g in group_names:
+            keys = [k for k in known if groups[k] == g]
+            row.append(_mean_over(cells, keys, len(keys)))
+        mean = _mean_over(cells, list(known) + extras, len(known))
+        params = _params(runs)
+        score = _ppt(mean.mean if mean else None, params)
+        entry = published.get(name) if backbone == 'vit-b' else None
+        row += [mean, params / 1e6 if params is not None else None, score,
+                entry['mean'] if entry else None,
+                ','.join(str(s) for s in sorted({r['seed'] for r in runs}))]
+        partial |= any(isinstance(c, Stat) and c.partial for c in row)
+        table.rows.append(row)
+        points.append(Point(name if len(protocols) == 1 else f'{name} ({protocol})', params,
+                            mean.mean if mean else None, score))
+    table.notes = _notes(records, pub.SOURCES.get(benchmark), partial)
+    return table, points
+
+
+def video_table(records: Sequence[dict]) -> Tuple[Table, List[Point]]:
+    from .matrices import VIDEO
+    datasets = [d for d in VIDEO_COLUMNS if any(r.get('dataset') == d for r in records)]
+    datasets += sorted({r.get('dataset') or '?' for r in records} - set(VIDEO_COLUMNS))
+    rows = _rows(records)
+    mixed = len({k[2] for k in rows}) > 1
+    columns = [Column('Method', 'text'), Column('Backbone', 'text')]
+    columns += [Column('Protocol', 'text')] * mixed + [Column('Params (M)', 'params')]
+    for d in datasets:
+        title = VIDEO_COLUMNS.get(d, d)
+        columns += [Column(f'{title} top-1'), Column(f'{title} PPT', 'num', 2)]
+    columns += [Column(f'Published {VIDEO_COLUMNS.get(d, d)}', 'num', 2) for d in datasets]
+    table, points = Table('Video: top-1 (%)', columns), []
+    folders = {v: k for k, v in pub.METHOD_NAMES.items()}
+    for (name, backbone, protocol), runs in rows.items():
+        cells, params = _cells(runs), _params(runs)
+        row: list = [name, backbone] + [protocol] * mixed
+        row.append(params / 1e6 if params is not None else None)
+        for d in datasets:
+            stat = Stat.of(cells[d].values()) if d in cells else None
+            row += [stat, _ppt(stat.mean if stat else None, params)]
+            if stat:
+                points.append(Point(f'{name} / {backbone} / {d}', params, stat.mean, row[-1]))
+        entry = VIDEO.published.get((folders.get(name, name), backbone))
+        row += [entry[1].get(d) if entry else None for d in datasets]
+        table.rows.append(row)
+    table.notes = _notes(records, pub.SOURCES['video'], False)
+    return table, points
+
+
+def dense_table(records: Sequence[dict], benchmark: str) -> Tuple[Table, List[Point]]:
+    """COCO (box and mask AP), VOC (AP50 or mIoU) or ADE20K (mIoU): one row per method and
+    setting (dataset key), with the peak training memory."""
+    metrics = [('coco/bbox_mAP', 'box AP', 'box'), ('coco/segm_mAP', 'mask AP', 'mask')] \
+        if benchmark == 'coco' else [(None, dict(voc='VOC (%)', ade20k='mIoU (%)')[benchmark],
+                                      benchmark)]
+    rows = _rows(records, by_dataset=True)
+    mixed = len({k[2] for k in rows}) > 1
+    settings = len({k[3] for k in rows}) > 1 or len({k[1] for k in rows}) > 1
+    columns = [Column('Method', 'text')] + [Column('Setting', 'text')] * settings
+    columns += [Column('Protocol', 'text')] * mixed
+    columns += [Column('Params (M)', 'params'), Column('Memory (MB)', 'stat', 0)]
+    for _, title, _ in metrics:
+        columns += [Column(title), Column(f'{title.split(" (")[0]} PPT', 'num', 2)]
+    columns += [Column(f'Published {title}', 'num', 2) for _, title, _ in metrics]
+    table = Table({'coco': 'COCO', 'voc': 'Pascal VOC', 'ade20k': 'ADE20K'}[benchmark], columns)
+    points: List[Point] = []
+    table_pub = pub.COCO if benchmark == 'coco' else pub.VOC_ADE20K
+    for (name, backbone, protocol, dataset), runs in rows.items():
+        params = _params(runs)
+        memory = [r['peak_mem_mb'] for r in runs if r.get('peak_mem_mb') is not None]
+        row: list = [name] + [f'{backbone}_{dataset}'] * settings + [protocol] * mixed
+        row += [params / 1e6 if params is not None else None,
+                Stat.of(memory) if memory else None]
+        stats = []
+        for metric, _, _ in metrics:
+            cells = _cells(runs, metric)
+            stats.append(Stat.of(cells[dataset].values()) if dataset in cells else None)
+            row += [stats[-1], _ppt(stats[-1].mean if stats[-1] else None, params)]
+        if stats[0] is not None:  # the plots show the first metric (box AP on COCO)
+            points.append(Point(name + (f' ({backbone}_{dataset})' if settings else ''),
+                                params, stats[0].mean, _ppt(stats[0].mean, params),
+                                statistics.fmean(memory) if memory else None))
+        entry = table_pub.get(name) if (backbone, dataset) == DENSE_SETUP[benchmark] else None
+        row += [entry[key] if entry else None for _, _, key in metrics]
+        table.rows.append(row)
+    table.notes = _notes(records, pub.SOURCES[benchmark], False)
+    table.notes.insert(2, 'Memory: peak training memory per run (CUDA max allocated; process '
+                          'peak RSS on CPU), MB.')
+    if benchmark != 'coco':  # VOC holds detection (AP50) and segmentation (mIoU) settings
+        used = sorted({f"{r.get('backbone')}_{r.get('dataset')}: {r.get('metric')}"
+                       for r in records})
+        table.notes.insert(0, 'Metric: ' + '; '.join(used) + '.')
+    return table, points
+
+
+def build_table(records: Sequence[dict], benchmark: str) -> Tuple[Table, List[Point]]:
+    """The table of one benchmark from its ``done`` records, and the plot points."""
+    records = [r for r in records if r.get('status', 'done') == 'done']
+    if not records:
+        raise ValueError(f'No finished run of benchmark {benchmark!r} in the store; run '
+                         'tools/benchmark.py first (or check --benchmark).')
+    from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS
+    if benchmark == 'vtab':
+        return per_dataset_table(records, 'vtab', list(VTAB_DATASETS), VTAB_SHORT, VTAB_GROUPS,
+                                 pub.VTAB, 'VTAB-1k: top-1 (%)')
+    if benchmark == 'fgvc':
+        return per_dataset_table(records, 'fgvc', list(FGVC_DATASETS), FGVC_SHORT, None,
+                                 pub.FGVC, 'FGVC: top-1 (%)')
+    if benchmark == 'video':
+        return video_table(records)
+    if benchmark in DENSE_SETUP:
+        return dense_table(records, benchmark)
+    return per_dataset_table(records, benchmark, [], [], None, {}, f'{benchmark}: metric (%)')
+
+
+# -- rendering --------------------------------------------------------------------------------
+def _text(value, column: Column, latex: bool = False) -> str:
+    if value is None:
+        return '-'
+    if isinstance(value, Stat):
+        pm = r' $\pm$ ' if latex else ' ± '
+        out = f'{value.mean:.{column.digits}f}'
+        if value.std is not None:
+            out += f'{pm}{value.std:.{column.digits}f}'
+        return out + (('$^*$' if latex else '*') if value.partial else '')
+    if column.kind == 'params':  # 2 decimals, as published; 2 digits for tiny counts
+        return f'{value:.2f}' if value == 0 or value >= 0.01 else f'{value:.2g}'
+    if isinstance(value, float) or (column.kind == 'num' and isinstance(value, int)):
+        return f'{value:.{column.digits}f}'
+    return str(value)
+
+
+def to_markdown(table: Table) -> str:
+    cells = [[c.name for c in table.columns]] + [
+        [_text(v, c) for v, c in zip(row, table.columns)] for row in table.rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(table.columns))]
+    right = [c.kind != 'text' for c in table.columns]
+
+    def line(row):
+        return '| ' + ' | '.join(v.rjust(w) if r else v.ljust(w)
+                                 for v, w, r in zip(row, widths, right)) + ' |'
+
+    sep = '|' + '|'.join(('-' * (w + 1) + ':') if r else (':' + '-' * (w + 1))
+                         for w, r in zip(widths, right)) + '|'
+    lines = [f'### {table.title}', '', line(cells[0]), sep] + [line(r) for r in cells[1:]]
+    return '\n'.join(lines + [''] + table.notes) + '\n'
+
+
+def to_csv(table: Table) -> str:
+    """One header row; a ``stat`` column becomes ``<name>`` and ``<name> std``; the notes
+    follow as ``#`` lines (``pandas.read_csv(..., comment='#')``)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    header = []
+    for c in table.columns:
+        header += [c.name, f'{c.name} std'] if c.kind == 'stat' else [c.name]
+    writer.writerow(header)
+    for row in table.rows:
+        values = []
+        for v, c in zip(row, table.columns):
+            if c.kind == 'stat':
+                values += ['' if v is None else round(v.mean, 4),
+                           '' if v is None or v.std is None else round(v.std, 4)]
+            else:
+                values.append('' if v is None else (round(v, 6) if isinstance(v, float) else v))
+        writer.writerow(values)
+    for note in table.notes:
+        out.write(f'# {note}\n')
+    return out.getvalue()
+
+
+def _tex(text: str) -> str:
+    for a, b in (('\\', r'\textbackslash{}'), ('&', r'\&'), ('%', r'\%'), ('_', r'\_'),
+                 ('#', r'\#'), ('±', r'$\pm$'), ('*', r'$^*$')):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``table`` with the notes in the caption."""
+    spec = ''.join('l' if c.kind == 'text' else 'r' for c in table.columns)
+    lines = [r'\begin{table}[t]', r'\centering', r'\resizebox{\linewidth}{!}{%',
+             rf'\begin{{tabular}}{{{spec}}}', r'\toprule',
+             ' & '.join(_tex(c.name) for c in table.columns) + r' \\', r'\midrule']
+    for row in table.rows:
+        cells = [_text(v, c, latex=True) if isinstance(v, Stat) else _tex(_text(v, c))
+                 for v, c in zip(row, table.columns)]
+        lines.append(' & '.join(cells) + r' \\')
+    lines += [r'\bottomrule', r'\end{tabular}}',
+              rf'\caption{{{_tex(table.title)}. ' + _tex(' '.join(table.notes)) + '}',
+              r'\end{table}']
+    return '\n'.join(lines) + '\n'
+
+
+def render(table: Table, fmt: str) -> str:
+    """``fmt``: ``'md'``, ``'csv'`` or ``'latex'``."""
+    renderers = dict(md=to_markdown, csv=to_csv, latex=to_latex)
+    if fmt not in renderers:
+        raise ValueError(f'format must be one of {sorted(renderers)}, got {fmt!r}.')
+    return renderers[fmt](table)

@@ -1,0 +1,444 @@
+"""Benchmark sweeps: a grid of configs x seeds, run one after the other, resumable.
+
+A grid is the configs (globs, or methods x datasets of the generated configs
+``configs/<method>/<backbone>_<dataset>.py``) times the seeds, under one protocol (the config's
+own ``protocol`` unless one is given). Each (config, seed, protocol) is a :class:`Job` with its
+own work dir, ``<work_root>/<config path without configs/ and .py>/<protocol>-seed<k>``.
+
+:func:`run_sweep` runs the jobs as ``tools/train.py`` subprocesses (or ``tools/dist_train.sh``):
+
+* a job whose record is ``done`` in the store is skipped; one whose work dir holds a finished
+  ``run_record.json`` that the store lacks (the sweep died right after the run) is added
+  to the store and skipped;
+* a job whose work dir holds a checkpoint (an interrupted run) continues with ``--resume``;
+* each run adds its record to the store as soon as it ends, so a later failure or a killed sweep
+  loses nothing; a failing run is recorded as ``failed`` (with the end of its log) and the
+  sweep goes on; failed runs are retried by the next sweep unless ``skip_failed``;
+* a progress line after each job: finished / left, the mean time per run and the time left.
+
+:func:`slurm_array_script` prints the pending jobs as a slurm array through
+``tools/slurm_train.sh``.
+
+Examples:
+    >>> jobs = expand_grid(methods=['lora', 'adapter'], datasets=['vtab-dtd'], seeds=[0, 1])
+    >>> [j.config for j in jobs][:2]
+    ['configs/lora/vit-b_vtab-dtd.py', 'configs/lora/vit-b_vtab-dtd.py']
+"""
+import ast
+import fnmatch
+import glob
+import json
+import os
+import os.path as osp
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from .record import (REPO, RECORD_FILE, config_key, failed_record, labels_from_path, now,
+                     read_record)
+from .store import ResultStore
+
+DEFAULT_SEEDS = (0, 1, 2)  # the benchmark reports mean +- std over three seeds
+GRID_KEYS = ('configs', 'methods', 'datasets', 'backbone', 'seeds', 'protocol', 'cfg_options',
+             'work_root', 'config_root')
+
+
+@dataclass
+class Job:
+    """One run of the grid."""
+    config: str
+    seed: int
+    protocol: str
+    work_dir: str
+    labels: Dict[str, str] = field(default_factory=dict)
+    cfg_options: List[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple:
+        return config_key(self.config), self.seed, self.protocol
+
+    @property
+    def name(self) -> str:
+        return f'{config_key(self.config)} seed {self.seed} ({self.protocol})'
+
+
+def dataset_keys(names: Sequence[str]) -> List[str]:
+    """Expand ``vtab`` / ``fgvc`` to their dataset keys; other names (and globs) stay."""
+    from ..datasets import FGVC_DATASETS, VTAB_DATASETS
+    groups = dict(vtab=list(VTAB_DATASETS), fgvc=list(FGVC_DATASETS))
+    out: List[str] = []
+    for name in names:
+        out += groups.get(name, [name])
+    return out
+
+
+def config_protocol(path: str, _cache: Dict[str, Optional[str]] = {}) -> str:
+    """The ``protocol`` a config sets (itself or through its ``_base_`` files), else 'none'.
+
+    Read from the files' syntax trees: loading 700 configs with mmengine takes minutes.
+    """
+    def find(p: str) -> Optional[str]:
+        p = osp.abspath(p)
+        if p not in _cache:
+            _cache[p] = None
+            with open(p) as f:
+                tree = ast.parse(f.read(), p)
+            bases, own = [], None
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                        isinstance(node.targets[0], ast.Name):
+                    name = node.targets[0].id
+                    if name == 'protocol' and isinstance(node.value, ast.Constant):
+                        own = node.value.value
+                    elif name == '_base_':
+                        value = node.value
+                        items = value.elts if isinstance(value, (ast.List, ast.Tuple)) \
+                            else [value]
+                        bases = [i.value for i in items if isinstance(i, ast.Constant)]
+            if own is None:
+                for base in bases:  # later bases override earlier ones, as mmengine merges
+                    if '::' in base:
+                        continue  # a package's config (mmpretrain::...) sets no protocol
+                    found = find(osp.join(osp.dirname(p), base))
+                    own = found if found is not None else own
+            _cache[p] = own
+        return _cache[p]
+
+    return find(path) or 'none'
+
+
+def _glob(pattern: str) -> List[str]:
+    if glob.has_magic(pattern):
+        return sorted(glob.glob(pattern))
+    return [pattern] if osp.isfile(pattern) else []
+
+
+def expand_grid(configs: Sequence[str] = (), methods: Sequence[str] = (),
+                datasets: Sequence[str] = (), backbone: str = 'vit-b',
+                seeds: Sequence[int] = DEFAULT_SEEDS, protocol: Optional[str] = None,
+                cfg_options: Sequence[str] = (), work_root: str = 'work_dirs/benchmark',
+                config_root: str = 'configs',
+                warn: Callable[[str], None] = print) -> List[Job]:
+    """The jobs of a grid, in order: config by config, seed by seed.
+
+    Args:
+        configs: Config paths or globs (``'configs/lora/vit-b_vtab-*.py'``).
+        methods / datasets: The generated configs ``<config_root>/<method>/<backbone>_<dataset>.py``
+            for every pair (globs allowed; ``vtab`` and ``fgvc`` name their datasets). A pair
+            without a config is reported through ``warn`` and left out.
+        backbone: The backbone key of those file names.
+        seeds: The seeds of every config.
+        protocol: ``'default'``, ``'legacy'`` or ``'none'``; by default each config's own.
+        cfg_options: ``key=value`` overrides for every run.
+        work_root: The folder of the runs' work dirs.
+        config_root: The folder of the generated configs.
+    """
+    if not configs and not methods:
+        raise ValueError('An empty grid: give configs (globs) or methods and datasets.')
+    if methods and not datasets:
+        raise ValueError('methods need datasets (e.g. datasets: [vtab] or [vtab-dtd]).')
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f'seeds must be distinct and not empty, got {list(seeds)}.')
+    if protocol not in (None, 'none', 'default', 'legacy'):
+        raise ValueError(f"protocol must be 'none', 'default' or 'legacy', got {protocol!r}.")
+    entries: List[tuple] = []  # (path, labels)
+    for pattern in configs:
+        found = _glob(pattern)
+        if not found:
+            raise FileNotFoundError(f'No config matches {pattern!r} (relative to '
+                                    f'{os.getcwd()}).')
+        entries += [(p, {}) for p in found]
+    for method in methods:
+        for dataset in dataset_keys(datasets):
+            pattern = osp.join(config_root, method, f'{backbone}_{dataset}.py')
+            found = _glob(pattern)
+            if not found:
+                warn(f'[benchmark] no config {pattern}: left out of the grid')
+            for path in found:
+                stem = osp.splitext(osp.basename(path))[0]
+                entries.append((path, dict(method=osp.basename(osp.dirname(path)),
+                                           backbone=backbone,
+                                           dataset=stem[len(backbone) + 1:])))
+    seen, jobs = set(), []
+    for path, labels in entries:
+        if config_key(path) in seen:
+            continue
+        seen.add(config_key(path))
+        proto = protocol or config_protocol(path)
+        rel = config_key(path)
+        if osp.isabs(rel):  # outside the repository: its folder and name
+            rel = osp.join(osp.basename(osp.dirname(rel)), osp.basename(rel))
+        elif rel.startswith('configs/'):
+            rel = rel[len('configs/'):]
+        for seed in seeds:
+            work_dir = osp.join(work_root, osp.splitext(rel)[0], f'{proto}-seed{seed}')
+            jobs.append(Job(path, int(seed), proto, work_dir, dict(labels), list(cfg_options)))
+    if not jobs:
+        raise ValueError('The grid has no run: no config matched.')
+    return jobs
+
+
+def load_grid(path: str) -> dict:
+    """A grid file: YAML (``.yaml`` / ``.yml``) or Python (``.py``) with the keys
+    ``configs``, ``methods``, ``datasets``, ``backbone``, ``seeds``, ``protocol``,
+    ``cfg_options``, ``work_root``, ``config_root`` (all optional; see :func:`expand_grid`).
+
+    Examples:
+        A ``grid.yaml``::
+
+            methods: [lora, adapter, bitfit]
+            datasets: [vtab]           # the 19 VTAB-1k tasks
+            seeds: [0, 1, 2]
+            protocol: default
+    """
+    if path.endswith(('.yaml', '.yml')):
+        import yaml
+        with open(path) as f:
+            grid = yaml.safe_load(f) or {}
+    elif path.endswith('.py'):
+        namespace: dict = {}
+        with open(path) as f:
+            exec(compile(f.read(), path, 'exec'), namespace)
+        grid = {k: v for k, v in namespace.items() if k in GRID_KEYS}
+    else:
+        raise ValueError(f'{path}: a grid is a .yaml, .yml or .py file.')
+    unknown = sorted(set(grid) - set(GRID_KEYS))
+    if unknown:
+        raise ValueError(f'{path}: unknown grid keys {unknown}; known: {list(GRID_KEYS)}.')
+    for key in ('configs', 'methods', 'datasets', 'seeds', 'cfg_options'):
+        if isinstance(grid.get(key), (str, int)):
+            grid[key] = [grid[key]]
+    return grid
+
+
+def has_checkpoint(work_dir: str) -> bool:
+    """An interrupted run left a checkpoint: in the work dir, or in a protocol stage's."""
+    return osp.isfile(osp.join(work_dir, 'last_checkpoint')) or bool(
+        glob.glob(osp.join(work_dir, '*', 'last_checkpoint')))
+
+
+def train_args(job: Job, store: Optional[str], resume: bool) -> List[str]:
+    """``tools/train.py`` arguments of a job (after the config)."""
+    args = ['--work-dir', job.work_dir, '--seed', str(job.seed), '--protocol', job.protocol]
+    if job.labels:
+        bad = [v for v in job.labels.values() if not v or any(c.isspace() for c in v)]
+        if bad:
+            raise ValueError(f'Labels must be non-empty words, got {bad}.')
+        args += ['--labels', *[f'{k}={v}' for k, v in sorted(job.labels.items())]]
+    if store:
+        args += ['--store', store]
+    if resume:
+        args.append('--resume')
+    if job.cfg_options:
+        args += ['--cfg-options', *job.cfg_options]
+    return args
+
+
+def command(job: Job, store: Optional[str], resume: bool, launcher: str = 'none',
+            gpus: int = 1, python: str = sys.executable) -> List[str]:
+    """The command line of a job: ``tools/train.py`` or ``tools/dist_train.sh``."""
+    args = train_args(job, store, resume)
+    if launcher == 'none':
+        return [python, _tool('train.py'), job.config, *args]
+    if launcher == 'dist':
+        return ['bash', _tool('dist_train.sh'), job.config, str(gpus), *args]
+    raise ValueError(f"launcher must be 'none' or 'dist', got {launcher!r}.")
+
+
+def _tool(name: str) -> str:
+    """``tools/<name>``, relative to the working directory when it is inside the repository."""
+    path = osp.join(REPO, 'tools', name)
+    rel = osp.relpath(path)
+    return path if rel.startswith('..') else rel
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+
+
+def _finished_record(job: Job) -> Optional[dict]:
+    """The job's ``done`` record in its work dir, if the run finished."""
+    path = osp.join(job.work_dir, RECORD_FILE)
+    if not osp.isfile(path):
+        return None
+    try:
+        record = read_record(path)
+    except (ValueError, json.JSONDecodeError):
+        return None
+    key = (record['config'], record['seed'], record['protocol'])
+    return record if record['status'] == 'done' and key == job.key else None
+
+
+def run_sweep(jobs: Sequence[Job], store: ResultStore, launcher: str = 'none', gpus: int = 1,
+              python: str = sys.executable, skip_failed: bool = False,
+              log: Optional[Callable[[str], None]] = None) -> Dict[str, int]:
+    """Run the jobs that are not done; returns the counts ``done``, ``skipped``,
+    ``recovered``, ``failed``, ``ran``.
+
+    Args:
+        jobs: From :func:`expand_grid`.
+        store: Where each finished or failed run is recorded as soon as it ends.
+        launcher: ``'none'`` (``python tools/train.py``) or ``'dist'``
+            (``bash tools/dist_train.sh CONFIG gpus``, a free port per run).
+        gpus: Processes per run with ``launcher='dist'``.
+        python: The interpreter of the runs.
+        skip_failed: Do not retry runs the store records as failed.
+        log: Where progress lines go (default: stdout, flushed, so a log file follows live).
+    """
+    log = log or (lambda line: print(line, flush=True))
+    counts = dict(done=0, skipped=0, recovered=0, failed=0, ran=0)
+    pending: List[Job] = []
+    for job in jobs:
+        status = store.status(*job.key)
+        record = None if status == 'done' else _finished_record(job)
+        if status == 'done':
+            counts['skipped'] += 1
+        elif record is not None:  # finished, but the sweep died before recording it
+            store.put(record)
+            counts['recovered'] += 1
+        elif status == 'failed' and skip_failed:
+            counts['skipped'] += 1
+        else:
+            pending.append(job)
+    total = len(jobs)
+    log(f'[benchmark] {total} runs: {counts["skipped"]} already in the store, '
+        f'{counts["recovered"]} recovered from their work dirs, {len(pending)} to run '
+        f'(store {store.path})')
+    durations: List[float] = []
+    for i, job in enumerate(pending):
+        resume = has_checkpoint(job.work_dir)
+        os.makedirs(job.work_dir, exist_ok=True)
+        stale = osp.join(job.work_dir, RECORD_FILE)
+        if osp.isfile(stale):
+            os.remove(stale)  # an earlier failure's record: this attempt writes its own
+        cmd = command(job, store.path, resume, launcher, gpus, python)
+        log(f'[benchmark] run {i + 1}/{len(pending)}: {job.name}'
+            + (' (resuming from its checkpoint)' if resume else '') + f' -> {job.work_dir}')
+        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        if launcher == 'dist':
+            env.update(PYTHON=python, PORT=str(_free_port()))
+        log_path = osp.join(job.work_dir, 'benchmark.log')
+        start, t0 = now(), time.time()
+        with open(log_path, 'a') as out:
+            out.write(f'\n=== {start} {shlex.join(cmd)}\n')
+            out.flush()
+            rc = subprocess.run(cmd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT).returncode
+        elapsed = time.time() - t0
+        durations.append(elapsed)
+        counts['ran'] += 1
+        record = _finished_record(job) if rc == 0 else None
+        if record is not None:
+            store.put(record)  # tools/train.py --store wrote it already: idempotent
+            what = f"done: {record.get('metric')} = {record.get('value')}"
+        else:
+            with open(log_path) as f:
+                tail = f.read()[-3000:]
+            reason = f'exit code {rc}' if rc else f'exit code 0 but no done {RECORD_FILE}'
+            labels = {k: v for k, v in labels_from_path(job.config).items() if v}
+            labels.update(job.labels)
+            store.put(failed_record(config_path=job.config, labels=labels, seed=job.seed,
+                                    protocol=job.protocol, work_dir=job.work_dir,
+                                    error=f'{reason}; log {log_path}:\n{tail}', start=start,
+                                    duration_s=elapsed))
+            counts['failed'] += 1
+            what = f'FAILED ({reason}; see {log_path})'
+        finished = counts['skipped'] + counts['recovered'] + counts['ran']
+        left = total - finished
+        mean = sum(durations) / len(durations)
+        log(f'[benchmark] {job.name}: {what} in {_clock(elapsed)} | {finished}/{total} '
+            f'finished ({counts["failed"]} failed), {left} left | {mean:.1f} s per run, '
+            f'ETA {_clock(mean * left)}')
+    counts['done'] = sum(store.status(*j.key) == 'done' for j in jobs)
+    log(f'[benchmark] finished: {counts["done"]}/{total} done, {counts["failed"]} failed in '
+        f'this sweep')
+    return counts
+
+
+def slurm_array_script(jobs: Sequence[Job], store: Optional[str], partition: str = 'gpu',
+                       gpus: int = 8, gpus_per_node: int = 8, cpus_per_task: int = 5,
+                       max_parallel: Optional[int] = None, python: str = 'python',
+                       work_root: str = 'work_dirs/benchmark', name: str = 'vpetl-bench',
+                       cwd: Optional[str] = None) -> str:
+    """A slurm array script that trains each job through ``tools/slurm_train.sh``.
+
+    Each array task resumes its run if the work dir holds a checkpoint, and adds its record to
+    ``store`` when it ends (concurrent writers are safe: SQLite WAL, one transaction per
+    record). Submit with ``sbatch``; print only the pending jobs (the CLI drops done ones).
+    """
+    if not jobs:
+        raise ValueError('No pending run: every job of the grid is done in the store.')
+    q = shlex.quote
+    nodes = max(1, -(-gpus // gpus_per_node))
+
+    def array(name: str, values: Sequence[str]) -> str:
+        return f'{name}=(\n' + ''.join(f'  {q(v)}\n' for v in values) + ')'
+
+    per_node = min(gpus, gpus_per_node)
+    lines = [
+        '#!/usr/bin/env bash',
+        f'# vpetl_mm benchmark: {len(jobs)} runs as a slurm array (tools/benchmark.py --print '
+        'slurm).',
+        '# Submit: sbatch THIS_FILE. Each task trains one (config, seed, protocol) with',
+        '# tools/slurm_train.sh, resumes it if its work dir holds a checkpoint, and adds its',
+        f'# run record to {store or "(no store: gather the run_record.json files)"}.',
+        '# If the store is on a network file system without POSIX locks, drop --store below and',
+        f'# gather afterwards: python tools/benchmark.py --collect {work_root} --store '
+        f'{store or "results.db"}',
+        f'#SBATCH --job-name={name}',
+        f'#SBATCH --partition={partition}',
+        f'#SBATCH --array=0-{len(jobs) - 1}' + (f'%{max_parallel}' if max_parallel else ''),
+        f'#SBATCH --nodes={nodes}',
+        f'#SBATCH --ntasks={gpus}',
+        f'#SBATCH --ntasks-per-node={per_node}',
+        f'#SBATCH --gres=gpu:{per_node}',
+        f'#SBATCH --cpus-per-task={cpus_per_task}',
+        f'#SBATCH --output={work_root}/slurm-%A_%a.log',
+        '',
+        f'cd {q(cwd or os.getcwd())}',
+        array('CONFIGS', [j.config for j in jobs]),
+        array('WORK_DIRS', [j.work_dir for j in jobs]),
+        array('ARGS', [shlex.join(train_args(j, store, resume=False)[2:]) for j in jobs]),
+        'i=${SLURM_ARRAY_TASK_ID}',
+        'eval "EXTRA=(${ARGS[$i]})"  # quoted arguments, as shlex wrote them',
+        'RESUME=""',
+        'if [ -f "${WORK_DIRS[$i]}/last_checkpoint" ] || '
+        'compgen -G "${WORK_DIRS[$i]}/*/last_checkpoint" > /dev/null; then',
+        '  RESUME="--resume"',
+        'fi',
+        f'GPUS={gpus} GPUS_PER_NODE={per_node} CPUS_PER_TASK={cpus_per_task} '
+        f'PYTHON={q(python)} \\',
+        f'  bash {q(osp.join(REPO, "tools", "slurm_train.sh"))} '
+        '"${SLURM_JOB_PARTITION:-' + partition + '}" '
+        f'"{name}-$i" "${{CONFIGS[$i]}}" "${{WORK_DIRS[$i]}}" "${{EXTRA[@]}}" $RESUME',
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def slurm_commands(jobs: Sequence[Job], store: Optional[str], partition: str = 'gpu',
+                   gpus: int = 8, python: str = 'python') -> str:
+    """One ``tools/slurm_train.sh`` command per job (from a login node; OpenMMLab style)."""
+    out = []
+    for i, job in enumerate(jobs):
+        args = train_args(job, store, resume=has_checkpoint(job.work_dir))[2:]
+        out.append(f'GPUS={gpus} PYTHON={shlex.quote(python)} bash {_tool("slurm_train.sh")} '
+                   f'{shlex.quote(partition)} vpetl-bench-{i} {shlex.quote(job.config)} '
+                   f'{shlex.quote(job.work_dir)} {shlex.join(args)}')
+    return '\n'.join(out) + '\n'
+
+
+def select(jobs: Sequence[Job], pattern: Optional[str]) -> List[Job]:
+    """The jobs whose config key matches a glob (``--only``)."""
+    return list(jobs) if not pattern else [j for j in jobs
+                                           if fnmatch.fnmatch(config_key(j.config), pattern)]
