@@ -59,7 +59,9 @@ ZOO: List[Tuple[str, str]] = [
     ('SSF', 'ssf'), ('RepAdapter', 'repadapter'), ('Hydra', 'hydra'), ('FacT-TT', 'fact'),
     ('VPT-shallow', 'vpt_shallow'), ('VPT-deep', 'vpt_deep'), ('DTL', 'dtl'), ('SCT', 'sct'),
     ('GPS', 'gps'), ('Prefix tuning', 'prefix'), ('U-Tuning', 'utuning'),
-    ('SNF', 'snf'), ('NOAH', 'noah'), ('LST', 'lst'), ('LAST', 'last'), ('HST', 'hst')]
+    ('SNF', 'snf'), ('NOAH', 'noah'), ('LST', 'lst'), ('LAST', 'last'), ('HST', 'hst'),
+    ('LN-tune', 'lntune'), ('Partial-1', 'partial1'), ('Mona', 'mona'), ('LoRand', 'lorand'),
+    ('BAPAT', 'bapat')]
 # (train, val) images per class; the rest of each class is the test split
 SOURCE_SPLIT, TARGET_SPLIT = (140, 20), (80, 20)
 
