@@ -60,13 +60,27 @@ class KillOnceHook(Hook):
 '''
 
 
+def _pretrained(path: str) -> str:
+    """The tiny host's weights in the host's key layout (what a Pretrained init_cfg loads)."""
+    import mmpretrain.models  # noqa: F401  (registers the host)
+    import torch
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(7)
+    host = MODELS.build(Config.fromfile(TINY).model.backbone.backbone.to_dict())
+    torch.save(dict(state_dict=host.state_dict()), path)
+    return path
+
+
 def _config(root, method: str, dataset: str, petl: dict, data: str, kill: str = '') -> str:
     folder = osp.join(root, 'configs', method)
     os.makedirs(folder, exist_ok=True)
     path = osp.join(folder, f'vit-t_{dataset}.py')
+    init = dict(_delete_=True, type='Pretrained', checkpoint=osp.join(root, 'host.pth'))
     with open(path, 'w') as f:
         f.write(f'_base_ = [{TINY!r}]\n'
-                f'model = dict(backbone=dict(petl=dict(_delete_=True, **{petl!r})))\n'
+                f'model = dict(backbone=dict(petl=dict(_delete_=True, **{petl!r}),\n'
+                f'                           backbone=dict(init_cfg={init!r})))\n'
                 f"_root = {data!r}\n"
                 "train_dataloader = dict(dataset=dict(data_root=_root))\n"
                 "val_dataloader = dict(dataset=dict(data_root=_root))\n"
@@ -90,6 +104,7 @@ def tiny_grid(tmp_path):
     (tmp_path / 'kill_hook.py').write_text(KILL_HOOK)
     marker = tmp_path / 'kill-marker'
     marker.write_text('kill once')
+    _pretrained(str(tmp_path / 'host.pth'))
     data = {d: write_tiny_vtab(str(tmp_path / 'data' / d), seed=s)
             for s, d in enumerate(('dtd', 'eurosat'))}
     for dataset, root in data.items():
@@ -111,7 +126,7 @@ def _env(root):
     return dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, str(root)]), PYTHONUNBUFFERED='1')
 
 
-def test_tiny_sweep_interrupted_resumed_store_tables_plots(tiny_grid):
+def test_tiny_sweep_interrupted_resumed_store_tables_plots_visualised_exported(tiny_grid):
     root = tiny_grid
     # (1) the first sweep: 4 BitFit runs, 2 failing runs, LoRA dtd seed 0, then the kill
     first = subprocess.run(_sweep_args(root), cwd=str(root), env=_env(root), text=True,
@@ -197,6 +212,29 @@ def test_tiny_sweep_interrupted_resumed_store_tables_plots(tiny_grid):
             assert path.stat().st_size > 1000, path
     assert (root / 'plots' / 'vtab_ppt.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert '<svg' in (root / 'plots' / 'vtab_accuracy_vs_params.svg').read_text()
+
+    # (5) the sweep's own runs through the other tools: the two visualisations and the export
+    # of the merged LoRA model, loaded strictly by stock mmpretrain (no vpetl_mm)
+    # (eurosat: LoRA's dtd config imports the kill hook from the test's folder)
+    runs = {m: (str(root / 'configs' / m / 'vit-t_vtab-eurosat.py'),
+                (root / 'work' / m / 'vit-t_vtab-eurosat' / 'none-seed0' / 'last_checkpoint')
+                .read_text().strip()) for m in ('bitfit', 'lora')}
+    attn = root / 'attn'
+    run_tool([PY, 'tools/visualize/attention_map.py', *runs['lora'], '--split', 'test', '--num',
+              '2', '--out', str(attn)], str(root / 'attn.log'))
+    index = json.loads((attn / 'index.json').read_text())
+    assert len(index) == 2 and {'rollout'} < set(index[0]['maps'])
+    fig = root / 'tsne' / 'fig.png'
+    run_tool([PY, 'tools/visualize/tsne.py', *runs['bitfit'], *runs['lora'], '--names',
+              'BitFit', 'LoRA', '--split', 'test', '--out', str(fig)], str(root / 'tsne.log'))
+    svg = fig.with_suffix('.svg').read_text()
+    assert fig.stat().st_size > 1000 and len(re.findall(r'<g id="axes_\d+"', svg)) == 2
+    log = run_tool([PY, 'tools/export.py', *runs['lora'], str(root / 'export'), '--name', 'lora',
+                    '--verify-shape', '2', '3', '32', '32'], str(root / 'export.log'))
+    assert 'loaded it strictly without vpetl_mm' in log
+    info = json.loads((root / 'export' / 'lora.json').read_text())
+    assert info['mode'] == 'merged' and info['stock_check']['vpetl_mm_imported'] == []
+    assert info['stock_check']['max_abs_diff'] < 1e-5
 
 
 def _md_row(md: str, name: str):
