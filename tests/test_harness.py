@@ -76,7 +76,10 @@ def _config(root, method: str, dataset: str, petl: dict, data: str, kill: str = 
     folder = osp.join(root, 'configs', method)
     os.makedirs(folder, exist_ok=True)
     path = osp.join(folder, f'vit-t_{dataset}.py')
-    init = dict(_delete_=True, type='Pretrained', checkpoint=osp.join(root, 'host.pth'))
+    host = osp.join(root, 'host.pth')
+    if not osp.isfile(host):
+        _pretrained(host)
+    init = dict(_delete_=True, type='Pretrained', checkpoint=host)
     with open(path, 'w') as f:
         f.write(f'_base_ = [{TINY!r}]\n'
                 f'model = dict(backbone=dict(petl=dict(_delete_=True, **{petl!r}),\n'
@@ -104,7 +107,6 @@ def tiny_grid(tmp_path):
     (tmp_path / 'kill_hook.py').write_text(KILL_HOOK)
     marker = tmp_path / 'kill-marker'
     marker.write_text('kill once')
-    _pretrained(str(tmp_path / 'host.pth'))
     data = {d: write_tiny_vtab(str(tmp_path / 'data' / d), seed=s)
             for s, d in enumerate(('dtd', 'eurosat'))}
     for dataset, root in data.items():
