@@ -35,19 +35,23 @@ def _install_mmaction_shim() -> None:
 
 def build_model(cfg) -> torch.nn.Module:
     """Build ``cfg.model`` as ``mmengine.runner.Runner`` does (custom imports, default scope,
-    the top-level ``data_preprocessor``)."""
-    from mmengine.registry import MODELS, init_default_scope
+    the top-level ``data_preprocessor``).
+
+    The default scope is set only while building (not left behind as ``init_default_scope``
+    would), so a caller's later builds resolve in their own scope.
+    """
+    from mmengine.registry import MODELS, DefaultScope
     from mmengine.utils import import_modules_from_strings
     if cfg.get('default_scope', None) == 'mmaction' and 'vpetl_mm' not in sys.modules:
         _install_mmaction_shim()
     if cfg.get('custom_imports', None):
         import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
     model_cfg = copy.deepcopy(cfg.model)
     preprocessor = cfg.get('data_preprocessor', None)
     if preprocessor is not None and isinstance(model_cfg, dict):
         model_cfg.setdefault('data_preprocessor', copy.deepcopy(preprocessor))
-    return MODELS.build(model_cfg)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
+        return MODELS.build(model_cfg)
 
 
 def tensors(output: Any) -> List[torch.Tensor]:
