@@ -34,6 +34,9 @@ setup(
                 'decord>=0.6.0'],
         'demo': ['scikit-learn', 'matplotlib'],
         'tests': ['pytest', 'scikit-learn', 'matplotlib', 'pycocotools'],
+        # HF peft, only for tools/analysis/efficiency.py --peers. peft pulls transformers in, and
+        # transformers 5 breaks `import mmpretrain.models` (environment.md): keep it below 4.50.
+        'benchmark': ['peft>=0.13', 'transformers>=4.40,<4.50'],
     },
     license='Apache License 2.0',
 )

@@ -43,25 +43,34 @@ class LoRALinear(nn.Module):
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B)
 
+    def up(self) -> torch.Tensor:
+        """All ``B_i`` as one ``(out, n * r)`` matrix: ``B_i`` in the rows of its output slice
+        and the columns of its ``A_i``, zeros elsewhere, so ``up @ A`` is the weight update."""
+        n, r = len(self.slices), self.rank
+        if self.parts == 1:
+            return self.lora_B[0]
+        # Built per call (out * n * r numbers, cheap) so that autograd reaches lora_B.
+        up = self.lora_B.new_zeros(self.parts, self.part_size, n, r)
+        up[list(self.slices), :, list(range(n)), :] = self.lora_B
+        return up.view(self.parts * self.part_size, n * r)
+
     def delta(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.linear(self.dropout(x), self.lora_A).unflatten(-1, (len(self.slices), self.rank))
-        d = torch.einsum('...nr,nor->...no', h, self.lora_B) * self.scale
-        if len(self.slices) == self.parts:
-            return d.flatten(-2)
-        chunks: List[torch.Tensor] = [d.new_zeros(d.shape[:-2] + (self.part_size, ))] * self.parts
-        for i, part in enumerate(self.slices):
-            chunks[part] = d[..., i, :]
-        return torch.cat(chunks, dim=-1)
+        x = self.dropout(x) if self.dropout.p > 0 else x
+        return F.linear(F.linear(x, self.lora_A), self.up()) * self.scale
 
     def delta_weight(self) -> torch.Tensor:
-        A = self.lora_A.unflatten(0, (len(self.slices), self.rank))
-        blocks = torch.einsum('nor,nri->noi', self.lora_B, A) * self.scale
-        full = blocks.new_zeros(self.parts, self.part_size, A.shape[-1])
-        full[list(self.slices)] = blocks
-        return full.flatten(0, 1)
+        return self.up() @ self.lora_A * self.scale
 
     def hook(self, module: nn.Linear, args, output: torch.Tensor) -> torch.Tensor:
-        return output if self.merged else output + self.delta(args[0])
+        if self.merged:
+            return output
+        x = self.dropout(args[0]) if self.dropout.p > 0 else args[0]
+        h = F.linear(x, self.lora_A)
+        # One fused kernel, output + scale * h @ up^T: no full-width temporary for the update
+        # and no separate add over the (tokens x out) output (the host output is not saved for
+        # backward, so adding to it costs autograd nothing).
+        return torch.addmm(output.reshape(-1, output.shape[-1]), h.reshape(-1, h.shape[-1]),
+                           self.up().t(), alpha=self.scale).view(output.shape)
 
     @torch.no_grad()
     def merge(self, base: nn.Linear, sign: float = 1.) -> None:
