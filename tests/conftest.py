@@ -88,3 +88,17 @@ def _quiet_mmengine_logs():
     logger.setLevel(logging.WARNING)
     yield
     logger.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_scope():
+    """Restore mmengine's default-scope stack after every test.
+
+    mmengine's Runner (and ``init_default_scope``) push a process-wide default scope and never
+    pop it; a later test building from vpetl_mm's own registries would then search the wrong
+    scope (CI once failed test_optim this way, after a test that left 'mmpretrain' behind).
+    """
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

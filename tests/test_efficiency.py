@@ -9,7 +9,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import MODELS, DefaultScope
 
 import vpetl_mm  # noqa: F401
 from vpetl_mm.benchmark.efficiency import (PEERS, TARGETS, add_ratios, build_cfg, check_targets,
@@ -43,7 +43,11 @@ def _host_weights(model):
 
 
 def test_peer_lora_variants_compute_the_same_function():
-    init_default_scope('mmpretrain')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # not left behind for later tests
+        _check_peer_lora_variants()
+
+
+def _check_peer_lora_variants():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 32, 32)
     models, outputs = {}, {}
