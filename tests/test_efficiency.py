@@ -143,6 +143,12 @@ def test_check_targets_pass_fail_skip():
     assert status['vpetl_mm-LoRA time/iter <= peft-LoRA'][0] == 'FAIL'
     assert status['vpetl_mm-LoRA time/iter <= mmpretrain-LoRAModel'][0] == 'PASS'
     assert len(status) == len(TARGETS)
+    # An interleaved run (one process) takes precedence for the time targets it covers.
+    steps = dict(time_ms={'vpetl_mm-LoRA': 50., 'peft-LoRA': 55., 'Full': 100., 'LoRA': 80.})
+    status = {t['target']: (t['status'], t['ratio']) for t in check_targets(train, infer, steps)}
+    assert status['vpetl_mm-LoRA time/iter <= peft-LoRA'][0] == 'PASS'
+    assert status['LoRA time/iter <= 0.75x Full'] == ('FAIL', 0.8)
+    assert status['LST time/iter <= 0.45x Full'] == ('PASS', 0.4)  # not interleaved: workers
     # On a GPU the CUDA peak is exact: the targets read it.
     gpu = {'Full': rec(1., 1000., 900., 'cuda'), 'LoRA': rec(1., 100., 450., 'cuda')}
     add_ratios(gpu)

@@ -89,7 +89,8 @@ def test_efficiency_script_peers_and_inference(tmp_path):
     out, md = str(tmp_path / 'eff.json'), str(tmp_path / 'eff.md')
     proc = run_efficiency(
         TIMM_CFG, out, md, '--methods', 'LoRA', 'Adapter', '--peers', '--phases', 'train',
-        'infer', '--repeats', '2', '--rounds', '2', '--img-size', '32', '--batch-size', '2',
+        'infer', 'interleaved', '--repeats', '2', '--rounds', '2', '--img-size', '32',
+        '--batch-size', '2',
         '--cfg-options', *TINY_TIMM)
     assert proc.returncode == 0, proc.stdout[-4000:]
     with open(out) as f:
@@ -110,6 +111,9 @@ def test_efficiency_script_peers_and_inference(tmp_path):
         assert not infer[name]['mergeable'] and infer[name]['merged_ms'] is None
     for res in infer.values():
         assert len(res['rounds_ms']['plain']) == 2 and res['unmerged_vs_plain'] > 0
+    # All seven models in one process, a step of each in turn: rounds x iters steps each.
+    steps = report['interleaved']['steps_ms']
+    assert list(steps) == list(train) and {len(s) for s in steps.values()} == {4}
     status = {t['target']: t['status'] for t in report['targets']}
     for target in ('vpetl_mm-LoRA time/iter <= peft-LoRA',
                    'vpetl_mm-LoRA time/iter <= mmpretrain-LoRAModel',
@@ -119,4 +123,5 @@ def test_efficiency_script_peers_and_inference(tmp_path):
     assert status['SSF merged inference <= 1.02x plain host time'] == 'SKIP'
     with open(md) as f:
         text = f.read()
-    assert 'Inference' in text and '| peft-LoRA |' in text and '| Target |' in text
+    for part in ('interleaved in one process', 'Inference', '| peft-LoRA |', '| Target |'):
+        assert part in text, part

@@ -10,6 +10,9 @@ caches and peak counters never leak between variants: no weights loaded, the con
   over the variants, and keeps the median: CPU timings drift with the host's load.
 * ``infer``: time per batch of each variant unmerged and merged (methods that fold into the
   host), against the plain host built in the same process, interleaved in ``--rounds``.
+* ``interleaved``: the training time of all variants built in one process, one step of each in
+  turn (``--rounds`` x ``--iters`` steps): the tight comparison of close variants on a shared
+  CPU; the time targets use it where it ran. No memory figures.
 * ``--peers`` adds ``vpetl_mm-LoRA``, ``peft-LoRA`` and ``mmpretrain-LoRAModel``: the same
   rank-8 LoRA on every fused qkv (``vpetl_mm/benchmark/efficiency/peers.py``; peft is the
   benchmark-only extra ``pip install -e '.[benchmark]'``).
@@ -39,13 +42,15 @@ REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 sys.path.insert(0, REPO)
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'full', 'vit-b_vtab-cifar100.py')
 # Table order: the two baselines first, then roughly by how much of the backbone trains.
+PHASES = ('train', 'infer', 'interleaved')
 ORDER = ('Full', 'Frozen', 'BitFit', 'LNTune', 'Partial', 'SSF', 'VPT', 'Adapter', 'LoRA',
          'AdaptFormer', 'Mona', 'LoRand', 'E3VA', 'LST', 'LAST', 'HST')
 
 
 def run_worker(args: argparse.Namespace) -> Dict[str, Any]:
-    from vpetl_mm.benchmark.efficiency import measure_infer, measure_train
-    return (measure_infer if args.phase == 'infer' else measure_train)(args)
+    from vpetl_mm.benchmark.efficiency import measure_infer, measure_interleaved, measure_train
+    return dict(train=measure_train, infer=measure_infer,
+                interleaved=measure_interleaved)[args.phase](args)
 
 
 def measure(variant: str, phase: str, args: argparse.Namespace,
@@ -108,11 +113,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                              "arguments (e.g. VPT:length=10)")
     parser.add_argument('--peers', action='store_true',
                         help='add vpetl_mm-LoRA, peft-LoRA and mmpretrain-LoRAModel')
-    parser.add_argument('--phases', nargs='+', choices=['train', 'infer'], default=['train'])
+    parser.add_argument('--phases', nargs='+', choices=PHASES, default=['train'])
     parser.add_argument('--iters', type=int, default=10, help='timed iterations (median)')
     parser.add_argument('--warmup', type=int, default=5, help='untimed iterations first')
     parser.add_argument('--repeats', type=int, default=1, help='training workers per variant')
-    parser.add_argument('--rounds', type=int, default=5, help='interleaved inference rounds')
+    parser.add_argument('--rounds', type=int, default=5,
+                        help='rounds of the infer and interleaved phases')
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--img-size', type=int, default=224, help='synthetic square images')
     parser.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda if available')
@@ -125,7 +131,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--strict', action='store_true', help='exit 1 if a target FAILs')
     parser.add_argument('--timeout', type=int, default=3600, help='seconds per worker')
     parser.add_argument('--worker', metavar='VARIANT', help=argparse.SUPPRESS)
-    parser.add_argument('--phase', choices=['train', 'infer'], help=argparse.SUPPRESS)
+    parser.add_argument('--phase', choices=PHASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.iters < 1 or args.warmup < 0 or args.repeats < 1 or args.rounds < 1:
         parser.error('--iters, --repeats and --rounds must be >= 1 and --warmup >= 0.')
@@ -184,7 +190,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name in (n for n in names if n not in ('Full', 'Frozen')):
             infer[name] = measure(name, 'infer', args, raw)
             _log(name, 'infer', infer[name])
-    ok = [r for r in list(train.values()) + list(infer.values()) if 'error' not in r]
+    interleaved: Dict[str, Any] = {}
+    if 'interleaved' in args.phases:
+        interleaved = measure(';'.join(names), 'interleaved', args, raw)
+        print('[efficiency] interleaved: ' + (f'FAILED\n{interleaved["error"]}'
+              if 'error' in interleaved else ', '.join(
+                  f'{n} {t:.1f} ms' for n, t in interleaved['time_ms'].items())),
+              file=sys.stderr, flush=True)
+    ok = [r for r in list(train.values()) + list(infer.values()) + [interleaved]
+          if r and 'error' not in r]
     loads = [r['load_avg_1m'] for r in ok]
     settings = dict(
         config=osp.relpath(args.config), device=ok[0]['device_name'] if ok else args.device,
@@ -195,17 +209,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f'{args.rounds} inference round(s)',
         host_load_1m=f'{min(loads):.2f}-{max(loads):.2f}' if loads else '-',
         cfg_options=' '.join(raw) or '-')
-    targets = check_targets(train, infer) if args.targets else []
-    report = markdown(train, infer, settings, targets)
+    targets = check_targets(train, infer, interleaved) if args.targets else []
+    report = markdown(train, infer, settings, targets, interleaved)
     print(report)
     if args.out:
         with open(args.out, 'w') as f:
-            json.dump(dict(settings=settings, train=train, infer=infer, targets=targets), f,
-                      indent=2)
+            json.dump(dict(settings=settings, train=train, infer=infer, interleaved=interleaved,
+                           targets=targets), f, indent=2)
     if args.markdown:
         with open(args.markdown, 'w') as f:
             f.write(report)
-    failed = sorted({m for m, r in list(train.items()) + list(infer.items()) if 'error' in r})
+    failed = sorted({m for m, r in list(train.items()) + list(infer.items()) +
+                     [('interleaved', interleaved)] if 'error' in r})
     if failed:
         print(f'[efficiency] failed: {failed}', file=sys.stderr)
         return 1

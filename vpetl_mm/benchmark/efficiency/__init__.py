@@ -4,12 +4,15 @@
 processes measure (:mod:`.measure`), the synthetic batches (:mod:`.synthetic`), the peer LoRA
 variants (:mod:`.peers`) and the ratios, targets and tables (:mod:`.report`).
 """
-from .measure import accounted_memory, build_cfg, measure_infer, measure_train, parse_variant
+from .measure import (accounted_memory, build_cfg, measure_infer, measure_interleaved,
+                      measure_train, parse_variant)
 from .peers import PEERS
-from .report import (TARGETS, add_ratios, check_targets, infer_markdown, machine, markdown,
-                     train_markdown)
+from .report import (TARGETS, add_ratios, check_targets, infer_markdown, interleaved_markdown,
+                     machine, markdown, train_markdown)
 from .synthetic import synthetic_batch
 
-__all__ = ['PEERS', 'TARGETS', 'accounted_memory', 'add_ratios', 'build_cfg', 'check_targets', 'infer_markdown',
-           'machine', 'markdown', 'measure_infer', 'measure_train', 'parse_variant', 'synthetic_batch',
-           'train_markdown']
+__all__ = [
+    'PEERS', 'TARGETS', 'accounted_memory', 'add_ratios', 'build_cfg', 'check_targets',
+    'infer_markdown', 'interleaved_markdown', 'machine', 'markdown', 'measure_infer',
+    'measure_interleaved', 'measure_train', 'parse_variant', 'synthetic_batch', 'train_markdown'
+]

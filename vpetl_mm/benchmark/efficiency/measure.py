@@ -274,6 +274,44 @@ def accounted_memory(model, batch: dict, optimizer) -> Dict[str, float]:
     return memory
 
 
+def measure_interleaved(args: argparse.Namespace) -> Dict[str, Any]:
+    """Training time of several variants built in one process, interleaved step by step.
+
+    ``args.worker`` is a ';'-separated list of variants. Every round runs one training step
+    of each, the order rotating, so all of them see the same host load; each variant's time is
+    the median over ``args.rounds * args.iters`` steps. Much tighter than comparing separate
+    processes on a shared CPU (memory is not measured here: the models share the process).
+    """
+    import torch
+    from mmengine.optim import build_optim_wrapper
+    names = args.worker.split(';')
+    models: Dict[str, Any] = {}
+    for name in names:
+        cfg = _setup(args, name)
+        model = _build(cfg, args)[0].train()
+        models[name] = (model, build_optim_wrapper(model, cfg.optim_wrapper))
+    batch = synthetic_batch(models[names[0]][0], args.batch_size, args.img_size, args.device,
+                            args.seed)
+    sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
+    for model, optim_wrapper in models.values():
+        for _ in range(args.warmup):
+            model.train_step(batch, optim_wrapper)
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for step in range(args.rounds * args.iters):
+        for name in names[step % len(names):] + names[:step % len(names)]:
+            model, optim_wrapper = models[name]
+            sync()
+            start = time.perf_counter()
+            model.train_step(batch, optim_wrapper)
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return dict(method=args.worker, phase='interleaved',
+                time_ms={n: statistics.median(t) * 1e3 for n, t in times.items()},
+                steps_ms={n: [x * 1e3 for x in t] for n, t in times.items()},
+                device=args.device, device_name=_device_name(args.device),
+                load_avg_1m=os.getloadavg()[0])
+
+
 def _merge(wrapper) -> bool:
     """Fold the variant into the host weights; False where something would stay unfolded."""
     if wrapper is None or not all(m.folds_into_host() for m in wrapper.methods):

@@ -58,17 +58,24 @@ def _value(records: Records, variant: str, field: str) -> Optional[float]:
     return None if 'error' in rec else rec.get(field)
 
 
-def check_targets(train: Records, infer: Optional[Records] = None) -> List[Dict[str, Any]]:
+def check_targets(train: Records, infer: Optional[Records] = None,
+                  interleaved: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """Every target: PASS / FAIL, or SKIP where its variants were not measured.
+
+    Time targets read the ``interleaved`` record (one process, steps in turn) where it holds
+    both variants, else the separate training workers.
 
     Examples:
         >>> {t['status'] for t in check_targets({})}
         {'SKIP'}
     """
     infer = infer or {}
+    steps = {} if not interleaved or 'error' in interleaved else interleaved['time_ms']
     targets = []
     for name, variant, field, ref, limit in TARGETS:
         records = infer if field.endswith('_vs_plain') else train
+        if field == 'time_ms' and variant in steps and ref in steps:
+            records = {v: dict(time_ms=t) for v, t in steps.items()}
         value = _value(records, variant, field)
         if ref is not None:
             base = _value(records, ref, field)
@@ -144,12 +151,28 @@ def infer_markdown(infer: Records) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def interleaved_markdown(record: Dict[str, Any]) -> str:
+    """Interleaved training times and their ratios to the first variant and to Full."""
+    times = record['time_ms']
+    first = next(iter(times))
+    lines = [f'| Variant | ms/iter | Time / {first} | Time / Full |', '|---|---:|---:|---:|']
+    for name, ms in times.items():
+        full = ms / times['Full'] if 'Full' in times else None
+        lines.append(f'| {name} | {ms:.1f} | {ms / times[first]:.3f} | {_fmt(full)} |')
+    return '\n'.join(lines) + '\n'
+
+
 def markdown(train: Records, infer: Records, settings: Dict[str, Any],
-             targets: List[Dict[str, Any]]) -> str:
-    """The whole report: settings, training table, inference table, targets."""
+             targets: List[Dict[str, Any]], interleaved: Optional[Dict[str, Any]] = None
+             ) -> str:
+    """The whole report: settings, training tables, inference table, targets."""
     parts = ['Settings: ' + ' | '.join(f'{k}: {v}' for k, v in settings.items()), '']
     if train:
         parts += ['Training (forward + backward + optimizer step):', '', train_markdown(train)]
+    if interleaved:
+        parts += ['Training, interleaved in one process (one step of each variant in turn):',
+                  '', interleaved_markdown(interleaved) if 'error' not in interleaved else
+                  f'failed: {interleaved["error"]}\n']
     if infer:
         parts += ['Inference (interleaved in one process per variant; times per batch):', '',
                   infer_markdown(infer)]
