@@ -16,6 +16,7 @@ sys.path.insert(0, osp.dirname(__file__))
 
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import MODELS, DefaultScope  # noqa: E402
+from vpetl_mm.benchmark.record import labels_from_path  # noqa: E402
 from vpetl_mm.datasets import write_vtab1k  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -130,3 +131,20 @@ def check_resume(work_dir: str, out: str, start: int, stop: int) -> None:
     assert ckpt['meta']['iter'] == stop
 
 
+def result_record(config='configs/lora/vit-b_vtab-dtd.py', seed=0, protocol='default', value=70.,
+                  status='done', end='2026-01-01T00:00:00+00:00', **kw) -> dict:
+    """A run record as tools/train.py writes it, labelled from the config path."""
+    labels = labels_from_path(config)
+    record = dict(status=status, config=config, seed=seed, protocol=protocol,
+                  protocol_label=protocol, method=labels['method'], backbone=labels['backbone'],
+                  dataset=labels['dataset'], benchmark=labels['benchmark'],
+                  metric='accuracy/top1', value=value, value_pct=value,
+                  metrics={'accuracy/top1': value}, params=294912, end=end)
+    record.update(kw)
+    return record
+
+
+def md_row(md: str, name: str) -> list:
+    """The cells of the markdown table row that starts with ``| name ``."""
+    line = next(x for x in md.splitlines() if x.startswith(f'| {name} '))
+    return [c.strip() for c in line.strip().strip('|').split('|')]

@@ -24,9 +24,9 @@ import sys
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from vpetl_mm.benchmark.store import ResultStore  # noqa: E402
+from vpetl_mm.benchmark.slurm import slurm_array_script, slurm_commands  # noqa: E402
 from vpetl_mm.benchmark.sweep import (DEFAULT_SEEDS, command, expand_grid, has_checkpoint,  # noqa
-                                      load_grid, run_sweep, select, slurm_array_script,
-                                      slurm_commands)
+                                      load_grid, run_sweep, select)
 
 
 def parse_args() -> argparse.Namespace:
