@@ -111,6 +111,8 @@ def test_efficiency_script_peers_and_inference(tmp_path):
         assert not infer[name]['mergeable'] and infer[name]['merged_ms'] is None
     for res in infer.values():
         assert len(res['rounds_ms']['plain']) == 2 and res['unmerged_vs_plain'] > 0
+        # The A/A control: a second plain host, timed in the same rounds.
+        assert len(res['rounds_ms']['control']) == 2 and res['control_vs_plain'] > 0
     # All seven models in one process, a step of each in turn: rounds x iters steps each.
     steps = report['interleaved']['steps_ms']
     assert list(steps) == list(train) and {len(s) for s in steps.values()} == {4}

@@ -325,17 +325,20 @@ def _merge(wrapper) -> bool:
 def measure_infer(args: argparse.Namespace) -> Dict[str, Any]:
     """Inference time of ``args.worker`` unmerged and merged, relative to the plain host.
 
-    Three models of the same config are built in this process: the plain host (``Frozen``:
-    no injected module, the host's forward as is), the variant, and (for methods that fold
-    into the host) the variant after ``merge()``. Each round times ``args.iters`` forwards
-    (``mode='tensor'``, inference mode) of each model in turn, the order rotating between rounds;
-    a ratio is the median over rounds of the round's median times, so drift in the host's load
-    cancels.
+    The models of the same config are built in this process: the plain host (``Frozen``:
+    no injected module, the host's forward as is), a second plain host (the A/A control), the
+    variant, and (for methods that fold into the host) the variant after ``merge()``. Each
+    round times ``args.iters`` forwards (``mode='tensor'``, inference mode) of each model in
+    turn, the order rotating between rounds; a ratio is the median over rounds of the round's
+    median times, so drift in the host's load cancels. The control, two instances of one
+    model, shows what is left: on a CPU, where a copy of the weights lands in memory alone
+    moves the time by a few percent.
     """
     import torch
     cfg = _setup(args, args.worker)
     plain_cfg = build_cfg(args.config, 'Frozen', args.cfg_options, args.img_size, args.amp)
-    models: Dict[str, Any] = {'plain': _build(plain_cfg, args)[0]}
+    models: Dict[str, Any] = {'plain': _build(plain_cfg, args)[0],
+                              'control': _build(plain_cfg, args)[0]}
     models['unmerged'], wrapper = _build(cfg, args)
     merged, merged_wrapper = _build(cfg, args)
     if _merge(merged_wrapper):
@@ -373,6 +376,7 @@ def measure_infer(args: argparse.Namespace) -> Dict[str, Any]:
         unmerged_ms=statistics.median(rounds['unmerged']) * 1e3,
         merged_ms=statistics.median(rounds['merged']) * 1e3 if 'merged' in rounds else None,
         unmerged_vs_plain=ratios['unmerged'], merged_vs_plain=ratios.get('merged'),
+        control_vs_plain=ratios['control'],
         rounds_ms={k: [t * 1e3 for t in v] for k, v in rounds.items()},
         mergeable=wrapper is not None and 'merged' in models, device=args.device,
         device_name=_device_name(args.device), load_avg_1m=os.getloadavg()[0])

@@ -138,27 +138,30 @@ def train_markdown(train: Records) -> str:
 
 
 def infer_markdown(infer: Records) -> str:
-    """Inference table: ms per batch of the plain host, the variant unmerged and merged."""
+    """Inference table: ms per batch of the plain host, the variant unmerged and merged, and
+    the A/A control (a second plain host: the spread a ratio shows with nothing changed)."""
     lines = ['| Variant | Plain host ms | Unmerged ms | Merged ms | Unmerged / plain | '
-             'Merged / plain |', '|---|' + '---:|' * 5]
+             'Merged / plain | A/A control |', '|---|' + '---:|' * 6]
     for name, res in infer.items():
         if 'error' in res:
-            lines.append(_failed(name, res, 6))
+            lines.append(_failed(name, res, 7))
             continue
         lines.append(f'| {name} | {res["plain_ms"]:.1f} | {res["unmerged_ms"]:.1f} | '
                      f'{_fmt(res["merged_ms"], ".1f")} | {_fmt(res["unmerged_vs_plain"])} | '
-                     f'{_fmt(res["merged_vs_plain"])} |')
+                     f'{_fmt(res["merged_vs_plain"])} | '
+                     f'{_fmt(res.get("control_vs_plain"))} |')
     return '\n'.join(lines) + '\n'
 
 
 def interleaved_markdown(record: Dict[str, Any]) -> str:
-    """Interleaved training times and their ratios to the first variant and to Full."""
+    """Interleaved training times and their ratios to Full and Frozen (where they ran)."""
     times = record['time_ms']
-    first = next(iter(times))
-    lines = [f'| Variant | ms/iter | Time / {first} | Time / Full |', '|---|---:|---:|---:|']
+    refs = [r for r in ('Full', 'Frozen') if r in times] or [next(iter(times))]
+    lines = ['| Variant | ms/iter | ' + ' | '.join(f'Time / {r}' for r in refs) + ' |',
+             '|---|---:|' + '---:|' * len(refs)]
     for name, ms in times.items():
-        full = ms / times['Full'] if 'Full' in times else None
-        lines.append(f'| {name} | {ms:.1f} | {ms / times[first]:.3f} | {_fmt(full)} |')
+        lines.append(f'| {name} | {ms:.1f} | ' +
+                     ' | '.join(f'{ms / times[r]:.3f}' for r in refs) + ' |')
     return '\n'.join(lines) + '\n'
 
 
