@@ -203,3 +203,41 @@ def test_ssf_keeps_its_output_for_backward():
                for t in saved)
     y.sum().backward()
     torch.testing.assert_close(layer.scale.grad, maps.detach().sum((0, 2, 3)))
+
+
+def test_ssf_after_a_norm_folds_into_its_affine():
+    """After a LayerNorm SSF is the norm with ``w * scale``, ``b * scale + shift``: the same
+    function and gradients as scaling the output, keeping only the norm's input (and its
+    per-token statistics) for backward, as the frozen norm alone does."""
+    from vpetl_mm.methods.ssf import ScaleShift
+    torch.manual_seed(0)
+    norm = torch.nn.LayerNorm(6).double()
+    torch.nn.init.normal_(norm.weight, 1., 0.1)
+    torch.nn.init.normal_(norm.bias, 0., 0.1)
+    norm.requires_grad_(False)  # frozen host norm
+    layer = ScaleShift(6, channel_axis=-1).double()
+    x = torch.randn(2, 5, 6, dtype=torch.double, requires_grad=True)
+    ref = norm(x) * layer.scale + layer.shift
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = layer.norm_hook(norm, (x, ), norm(x))
+    torch.testing.assert_close(y, ref)
+    big = [t for t in saved if t.numel() >= x.numel()]
+    assert big and all(t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+                       for t in big), [t.shape for t in big]
+    params = (x, layer.scale, layer.shift)
+    grads = torch.autograd.grad(y.sin().sum(), params)
+    for got, want in zip(grads, torch.autograd.grad(ref.sin().sum(), params)):
+        torch.testing.assert_close(got, want)
+    layer.merged = True  # folded into the norm: the host output passes through
+    out = norm(x)
+    assert layer.norm_hook(norm, (x, ), out) is out
+
+
+def test_interleaved_table_ratios_to_full_and_frozen():
+    from vpetl_mm.benchmark.efficiency import interleaved_markdown
+    rows = interleaved_markdown(dict(time_ms={'Full': 10., 'Frozen': 2., 'LoRA': 6.}))
+    assert '| Variant | ms/iter | Time / Full | Time / Frozen |' in rows
+    assert '| LoRA | 6.0 | 0.600 | 3.000 |' in rows
+    # Without the baselines the first variant is the reference.
+    assert '| b | 5.0 | 0.500 |' in interleaved_markdown(dict(time_ms={'a': 10., 'b': 5.}))

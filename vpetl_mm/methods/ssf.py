@@ -3,6 +3,7 @@ from typing import List, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
@@ -69,6 +70,20 @@ class ScaleShift(nn.Module):
         return _ScaleShiftFn.apply(output, self._shaped(self.scale, output.ndim),
                                    self._shaped(self.shift, output.ndim))
 
+    def norm_hook(self, module: nn.LayerNorm, args, output: torch.Tensor) -> torch.Tensor:
+        """After a LayerNorm: the norm again with the scale and shift folded into its affine.
+
+        ``(xhat * w + b) * scale + shift`` is a LayerNorm with weight ``w * scale`` and bias
+        ``b * scale + shift``. Computed that way it keeps only the norm's input for backward,
+        which a frozen norm keeps anyway; the host's own output (and its graph) is dropped.
+        Scaling the output instead would keep one more activation per norm, 2 x 768 numbers per
+        token and ViT-B/16 block. The norm runs twice, a small cost next to the linears.
+        """
+        if self.merged:
+            return output
+        return F.layer_norm(args[0], module.normalized_shape, module.weight * self.scale,
+                            torch.addcmul(self.shift, module.bias, self.scale), module.eps)
+
     @torch.no_grad()
     def merge(self, base: nn.Module) -> None:
         base.weight.mul_(self.scale.view(-1, *([1] * (base.weight.ndim - 1))))
@@ -127,7 +142,7 @@ class SSF(BasePETLMethod):
         for path, module in self.targets(anatomy.backbone):
             layer = ScaleShift(*_channels(module))
             self.attach_near(anatomy, path, layer)
-            self.hook(module, layer.hook)
+            self.hook(module, layer.norm_hook if isinstance(module, _NORMS) else layer.hook)
             self._bases.append(module)
 
     def merge(self) -> None:
