@@ -330,9 +330,9 @@ def measure_infer(args: argparse.Namespace) -> Dict[str, Any]:
     variant, and (for methods that fold into the host) the variant after ``merge()``. Each
     round times ``args.iters`` forwards (``mode='tensor'``, inference mode) of each model in
     turn, the order rotating between rounds; a ratio is the median over rounds of the round's
-    median times, so drift in the host's load cancels. The control, two instances of one
-    model, shows what is left: on a CPU, where a copy of the weights lands in memory alone
-    moves the time by a few percent.
+    median times, so drift in the host's load cancels. The control (two instances of one
+    model) shows the spread that remains: on a CPU, merely where each copy of the weights
+    lands in memory moves its time by a few percent.
     """
     import torch
     cfg = _setup(args, args.worker)
