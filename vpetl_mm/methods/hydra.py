@@ -95,16 +95,14 @@ class Hydra(BasePETLMethod):
     DEFAULTS = dict(rank=2, scale=1., dropout=0., targets=_SITES)
     MERGEABLE = True
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
-        self.targets = self.site_targets(anatomy, _SITES)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
+        self.require_linears(anatomy, self.site_targets(anatomy, _SITES), bias=True)
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.target_sites = self.site_targets(anatomy, _SITES)
 
     def inject(self, anatomy: Anatomy) -> None:
-        self.hook_linears(anatomy, self.targets,
-                          lambda base: HydraBranches(base, self.rank, self.scale, self.dropout))
-
-    def merge(self) -> None:
-        self.fold_layers(True)
-
-    def unmerge(self) -> None:
-        self.fold_layers(False)
+        self.hook_linears(anatomy, self.target_sites, lambda base, site: HydraBranches(
+            base, self.rank, self.scale, self.dropout))

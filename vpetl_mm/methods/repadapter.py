@@ -101,16 +101,14 @@ class RepAdapter(BasePETLMethod):
                 'mmpretrain.SwinTransformer', 'mmdet.SwinTransformer', 'mmseg.SwinTransformer',
                 'mmaction.SwinTransformer3D')
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
-        self.targets = self.site_targets(anatomy, _SITES)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
+        self.require_linears(anatomy, self.site_targets(anatomy, _SITES), bias=True)
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.target_sites = self.site_targets(anatomy, _SITES)
 
     def inject(self, anatomy: Anatomy) -> None:
-        self.hook_linears(anatomy, self.targets, lambda base: RepAdapterLayer(
+        self.hook_linears(anatomy, self.target_sites, lambda base, site: RepAdapterLayer(
             base.in_features, self.hidden, self.groups, self.scale, self.dropout), pre=True)
-
-    def merge(self) -> None:
-        self.fold_layers(True)
-
-    def unmerge(self) -> None:
-        self.fold_layers(False)
