@@ -79,7 +79,7 @@ def test_highway_follows_the_definition(profile):
                     h = branch if h is None else h + branch
             norm = method.norms[str(stage_index)]
             expected.append(norm(h).view(h.shape[0], *hw, -1).permute(0, 3, 1, 2))
-    for out, host, highway in zip(outputs, hosts, expected):
+    for out, host, highway in zip(outputs, hosts, expected, strict=True):
         torch.testing.assert_close(out, host + highway)
 
 

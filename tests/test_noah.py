@@ -82,7 +82,7 @@ def test_subnet_of_supernet_is_its_weight_slices(tiny):
         for name, param in small.backbone.named_parameters():
             # frozen host weights as the supernet's; each NOAH tensor its leading corner
             param.copy_(_corner(big[name], param.shape) if param.requires_grad else big[name])
-        for a, b in zip(run(supernet, tiny), run(small, tiny)):
+        for a, b in zip(run(supernet, tiny), run(small, tiny), strict=True):
             torch.testing.assert_close(a, b)
     assert noah(supernet).count() == small.num_trainable() == formula(subnet)
     # the supernet's largest subnet is a different (bigger) model

@@ -110,7 +110,7 @@ def test_prefix_fold_drops_the_mlp_and_keeps_outputs():
         for method_module in wrapper.injected_modules().values():
             assert method_module.folded is not None
         after = run(wrapper, SWIN3D)
-    for a, b in zip(before, after):
+    for a, b in zip(before, after, strict=True):
         torch.testing.assert_close(a, b)
     assert not any('folded' in k for k in wrapper.state_dict())  # a cache, never saved
 

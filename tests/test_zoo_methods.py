@@ -23,7 +23,7 @@ def test_fact_tk_counts_zero_init_and_merge():
     assert _trainable(wrapper) == 2 * dim * rank + rank ** 3 + blocks * per_block * rank
     host = build_petl(VIT, dict(type='Frozen')).eval()
     with torch.no_grad():
-        for a, b in zip(run(wrapper, VIT), run(host, VIT)):  # V = 0: the host's output
+        for a, b in zip(run(wrapper, VIT), run(host, VIT), strict=True):  # V = 0: the host's output
             torch.testing.assert_close(a, b)
     _perturb_trainable(wrapper)
     with torch.no_grad():
@@ -33,7 +33,7 @@ def test_fact_tk_counts_zero_init_and_merge():
         wrapper.unmerge()
         restored = run(wrapper, VIT)
     assert not torch.allclose(unmerged[0], run(host, VIT)[0])  # the increments are not zero
-    for a, b, c in zip(unmerged, merged, restored):
+    for a, b, c in zip(unmerged, merged, restored, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(c, a)
 
