@@ -34,41 +34,14 @@ import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
-from mmengine.hooks import Hook
 
-from ..registry import HOOKS
+from ..hooks.metric_recorder_hook import MetricRecorderHook, jsonable
 
 PROTOCOLS = ('default', 'legacy')
 STAGE_FILE = 'stage_result.json'  # a finished stage's evaluations (skipped when resuming)
 STAGE_METRICS = 'stage_metrics.jsonl'  # every evaluation of a stage, as it happens
 DEFAULT_LR_SCALES = (1.0, 0.5, 2.0)
 METRIC = 'accuracy/top1'
-
-
-@HOOKS.register_module()
-class MetricRecorderHook(Hook):
-    """Keeps every validation and test metric dict of a run, in order (``self.records``)."""
-    priority = 'VERY_LOW'
-
-    def __init__(self, path: Optional[str] = None) -> None:
-        self.records: List[dict] = []
-        self.path = path  # a JSON-lines copy, so a resumed stage keeps its earlier evaluations
-
-    def _add(self, record: dict) -> None:
-        self.records.append(record)
-        if self.path:
-            with open(self.path, 'a') as f:
-                f.write(json.dumps(record, default=_jsonable) + '\n')
-
-    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
-        self._add(dict(mode='val', epoch=runner.epoch, **(metrics or {})))
-
-    def after_test_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
-        self._add(dict(mode='test', epoch=runner.epoch, **(metrics or {})))
-
-
-def _jsonable(value):
-    return float(value) if hasattr(value, '__float__') else str(value)
 
 
 def _set_split(cfg: Config, loader: str, split: str) -> None:
@@ -134,7 +107,7 @@ def _missed_evaluation(cfg: Config, stage_dir: str, earlier: Sequence[dict],
     runner.val()
     records = [dict(r, epoch=epoch) for r in recorder.records]  # a fresh runner says epoch 0
     with open(metrics_file, 'a') as f:
-        f.writelines(json.dumps(r, default=_jsonable) + '\n' for r in records)
+        f.writelines(json.dumps(r, default=jsonable) + '\n' for r in records)
     return records
 
 
@@ -212,7 +185,7 @@ def run_protocol(cfg: Config, protocol: str, build_runner: Callable, seed: int =
                                        value=r.get(METRIC)) for r in records])
         audit.append(entry)
         with open(done_file, 'w') as f:
-            json.dump(dict(audit=entry, records=records), f, indent=2, default=_jsonable)
+            json.dump(dict(audit=entry, records=records), f, indent=2, default=jsonable)
         return records
 
     record = dict(protocol=protocol, seed=seed, metric=METRIC, base_lr=base_lr,

@@ -19,8 +19,8 @@ prefix hooks hand them to the host; weights under ``model``/``module`` reach not
 
 Here a ``load_state_dict`` pre-hook on the host (before the load reporter) maps any layout to
 host names, whatever the route; the host's ``init_weights`` is replaced per instance so that a
-Pretrained file loads ``weights_only=True``, unwrapped; :class:`PretrainedLoadFromHook` lets
-``load_from`` take ``{'model': ...}`` files.
+Pretrained file loads ``weights_only=True``, unwrapped; :func:`move_weights_to_backbone` (run by
+:class:`~vpetl_mm.hooks.PretrainedLoadFromHook`) lets ``load_from`` take ``{'model': ...}`` files.
 """
 import re
 import types
@@ -30,12 +30,9 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 
-from ..registry import HOOKS
-from ..utils import find_petl_backbone, unwrap
 from .swin_weights import load_weights_only
 
 VIDEOMAE_PROFILE, SWIN3D_PROFILE = 'mmaction.VisionTransformer', 'mmaction.SwinTransformer3D'
@@ -323,20 +320,6 @@ def move_weights_to_backbone(checkpoint: dict, prefix: str = 'backbone.') -> boo
         f'; not loaded, the VideoMAE decoder: {summarise(dropped)}' * bool(dropped)) + '.',
         logger='current')
     return True
-
-
-@HOOKS.register_module()
-class PretrainedLoadFromHook(Hook):
-    """Let ``load_from`` take backbone files whose weights sit under ``model`` or ``module``.
-
-    Examples:
-        >>> custom_hooks = [dict(type='vpetl_mm.PretrainedLoadFromHook')]
-    """
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model, wrapper = unwrap(runner.model), find_petl_backbone(runner.model)
-        names = [n for n, m in model.named_modules() if m is wrapper and n]
-        move_weights_to_backbone(checkpoint, f'{names[0]}.' if names else 'backbone.')
 
 
 def install_video_weight_converters(backbone: nn.Module, profile) -> Optional[_Converter]:

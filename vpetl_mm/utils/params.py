@@ -7,13 +7,26 @@ from typing import Dict, List, Optional
 import torch.nn as nn
 from mmengine.model import is_model_wrapper
 
+from ..models.petl_backbone import PETLBackbone
+
 
 def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DDP / FSDP wrapper, or ``model`` itself.
+
+    Examples:
+        >>> unwrap(runner.model) is runner.model.module  # under MMDistributedDataParallel
+        True
+    """
     return model.module if is_model_wrapper(model) else model
 
 
-def find_petl_backbone(model: nn.Module) -> Optional[nn.Module]:
-    from ..models.petl_backbone import PETLBackbone
+def find_petl_backbone(model: nn.Module) -> Optional[PETLBackbone]:
+    """The first :class:`~vpetl_mm.models.PETLBackbone` inside ``model`` (wrappers unwrapped).
+
+    Examples:
+        >>> find_petl_backbone(runner.model).num_trainable()
+        294912
+    """
     for module in unwrap(model).modules():
         if isinstance(module, PETLBackbone):
             return module
