@@ -30,6 +30,7 @@ import torch
 from mmengine.config import Config
 
 from ..compat import decode_checkpoint, encode_checkpoint
+from ..compat.keys import preview
 from ..methods.base import BasePETLMethod
 from ..utils import find_petl_backbone
 from ..version import __version__
@@ -65,12 +66,6 @@ def _module_prefix(model: torch.nn.Module, target: torch.nn.Module) -> str:
         if module is target:
             return f'{name}.' if name else ''
     raise ValueError('module not found in the model')
-
-
-def _preview(keys: Set[str], limit: int = 6) -> str:
-    keys = sorted(keys)
-    return ', '.join(keys[:limit]) + (f' ... (+{len(keys) - limit} more)' if len(keys) > limit
-                                      else '')
 
 
 def read_checkpoint(path: str) -> dict:
@@ -115,7 +110,7 @@ def load_petl_checkpoint(model: torch.nn.Module, path: str,
     state = checkpoint.get('state_dict', checkpoint)
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f'{path!r} has no state_dict of tensors (keys: '
-                         f'{_preview(set(map(str, checkpoint)))}).')
+                         f'{preview(set(map(str, checkpoint)))}).')
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     wrapper = find_petl_backbone(model)
     inner = _module_prefix(model, wrapper)  # state_dict() names drop the wrapper's own level
@@ -150,7 +145,7 @@ def load_petl_checkpoint(model: torch.nn.Module, path: str,
         raise ValueError(
             f'{path!r} does not match the model built from the config: loaded '
             f'{len(state) - len(unexpected)} of {len(state)} tensors; missing {len(bad)} '
-            f'({_preview(bad)}); unexpected {len(unexpected)} ({_preview(unexpected)}). '
+            f'({preview(bad)}); unexpected {len(unexpected)} ({preview(unexpected)}). '
             'Export needs the checkpoint of this exact config (same method and options).')
     pending = wrapper.uncalibrated()
     if pending:
@@ -310,8 +305,8 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
         keys = set(stock.state_dict())
         if keys != set(state):
             raise RuntimeError(f'Merged keys differ from the stock model\'s: extra '
-                               f'{_preview(set(state) - keys)}; missing '
-                               f'{_preview(keys - set(state))}.')
+                               f'{preview(set(state) - keys)}; missing '
+                               f'{preview(keys - set(state))}.')
         stock.load_state_dict(state, strict=True)
         torch.save(dict(state_dict=state, meta=dict(meta, merged=True)), files['pth'])
         _write_config(stock_cfg, files['py'], (
