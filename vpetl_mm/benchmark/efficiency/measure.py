@@ -170,22 +170,11 @@ def _device_name(device: str) -> str:
     return f'cpu ({torch.get_num_threads()} threads)'
 
 
-def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
-    """Time ``args.iters`` training steps of ``args.worker``; the JSON-ready record."""
+def _timed_train_steps(model, batch: dict, optim_wrapper, args: argparse.Namespace,
+                       anon_before_build: Optional[int]) -> Dict[str, Any]:
+    """Warm up, then time ``args.iters`` training steps and read the peak training memory."""
     import numpy as np
     import torch
-    from mmengine.optim import build_optim_wrapper
-    from vpetl_mm.utils import count_params
-
-    cfg = _setup(args, args.worker)
-    anon_before_build = _status_kib('RssAnon')  # the CPU measure's baseline
-    model, wrapper = _build(cfg, args)
-    model.train()
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    batch = synthetic_batch(model, args.batch_size, args.img_size, args.device, args.seed)
-    # Format check once; train_step runs the preprocessor itself every iteration, as training.
-    input_shape = list(model.data_preprocessor(copy.deepcopy(batch), True)['inputs'].shape)
-
     cuda = args.device.startswith('cuda')
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     # Same sampler / dropout streams for every method, whatever its construction consumed.
@@ -213,16 +202,46 @@ def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
         sync()
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
+    return dict(times=times, cpu_times=cpu_times, log_vars=log_vars, measure=measure,
+                load_avg=load_avg, peak_mb=_peak_train_mb(cuda, hwm, anon_before_build))
+
+
+def _peak_train_mb(cuda: bool, hwm: bool, anon_before_build: Optional[int]) -> float:
+    """The peak memory of the timed steps (see the module docstring), in MB."""
     if cuda:
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_kib = _status_kib('VmHWM') if hwm else \
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        not_training = (anon_before_build or 0) + (_status_kib('RssFile') or 0) + \
-            (_status_kib('RssShmem') or 0)
-        peak_mb = (peak_kib - not_training) / 1024.
+        import torch
+        return torch.cuda.max_memory_allocated() / 2**20
+    peak_kib = _status_kib('VmHWM') if hwm else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    not_training = (anon_before_build or 0) + (_status_kib('RssFile') or 0) + \
+        (_status_kib('RssShmem') or 0)
+    return (peak_kib - not_training) / 1024.
+
+
+def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
+    """Time ``args.iters`` training steps of ``args.worker``; the JSON-ready record.
+
+    Examples:
+        >>> # args as tools/analysis/efficiency.py parses them for its worker process
+        >>> record = measure_train(parse_args(['--worker', 'LoRA', '--config', config]))
+        >>> record['time_ms'], record['peak_mb'], record['backbone_trainable']
+    """
+    import numpy as np
+    import torch
+    from mmengine.optim import build_optim_wrapper
+    from vpetl_mm.utils import count_params
+
+    cfg = _setup(args, args.worker)
+    anon_before_build = _status_kib('RssAnon')  # the CPU measure's baseline
+    model, wrapper = _build(cfg, args)
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    batch = synthetic_batch(model, args.batch_size, args.img_size, args.device, args.seed)
+    # Format check once; train_step runs the preprocessor itself every iteration, as training.
+    input_shape = list(model.data_preprocessor(copy.deepcopy(batch), True)['inputs'].shape)
+    run = _timed_train_steps(model, batch, optim_wrapper, args, anon_before_build)
     losses = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
-              for k, v in log_vars.items()}
+              for k, v in run['log_vars'].items()}
     accounted = accounted_memory(model, batch, optim_wrapper.optimizer)
     counts = count_params(model)
     return dict(
@@ -231,10 +250,11 @@ def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
         trainable=counts['trainable'], total=counts['total'],
         optimizer_params=sum(p.numel() for g in optim_wrapper.optimizer.param_groups
                              for p in g['params']),
-        time_ms=statistics.median(times) * 1e3, times_ms=[t * 1e3 for t in times],
-        cpu_time_ms=statistics.median(cpu_times) * 1e3, peak_mb=peak_mb,
+        time_ms=statistics.median(run['times']) * 1e3,
+        times_ms=[t * 1e3 for t in run['times']],
+        cpu_time_ms=statistics.median(run['cpu_times']) * 1e3, peak_mb=run['peak_mb'],
         accounted_mb=accounted['total'], accounted=accounted,
-        memory_measure=measure, device=args.device, load_avg_1m=load_avg,
+        memory_measure=run['measure'], device=args.device, load_avg_1m=run['load_avg'],
         device_name=_device_name(args.device), input_shape=input_shape,
         loss=losses.get('loss'), finite=bool(all(np.isfinite(v) for v in losses.values())))
 
