@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-import test_contract as contract
 from conftest import TinyBackbone, build_petl
+from petl_contract import PETLContractTester
 from tiny_backbones import TINY_BACKBONES
 from vpetl_mm.models import PROFILES
 from vpetl_mm.registry import PETL_METHODS
@@ -27,13 +27,8 @@ def ia3():
 
 @pytest.mark.parametrize('tiny', TINY_BACKBONES, ids=lambda t: t.profile)
 def test_ia3_example_passes_contract(ia3, tiny):
-    for check in (contract.test_exactly_intended_parameters_train,
-                  contract.test_zero_init_keeps_base_output,
-                  contract.test_adapter_only_checkpoint_round_trip,
-                  contract.test_one_step_changes_only_trainable):
-        check('IA3', ia3, tiny)
-    if tiny.frozen_stages_key:
-        contract.test_host_train_and_frozen_stages_never_freeze_petl('IA3', ia3, tiny)
+    """Every clause of the contract, on every profiled tiny host."""
+    PETLContractTester(dict(type='IA3'), tiny).check_all()
 
 
 def test_ia3_example_count_on_vit_b(ia3):
@@ -61,18 +56,7 @@ def mmseg_vit_profile():
     dict(type='LoRA', rank=4, targets=['fc1', 'fc2']), dict(type='BitFit'), dict(type='LNTune')],
     ids=lambda p: p['type'])
 def test_profile_example_passes_contract(mmseg_vit_profile, petl):
-    name = petl['type']
-    contract.TINY_HPARAMS_BACKUP = dict(contract.TINY_HPARAMS)
-    contract.TINY_HPARAMS[name] = {k: v for k, v in petl.items() if k != 'type'}
-    try:
-        for check in (contract.test_exactly_intended_parameters_train,
-                      contract.test_zero_init_keeps_base_output,
-                      contract.test_adapter_only_checkpoint_round_trip,
-                      contract.test_one_step_changes_only_trainable):
-            check(name, PETL_METHODS.get(name), MMSEG_VIT)
-    finally:
-        contract.TINY_HPARAMS.clear()
-        contract.TINY_HPARAMS.update(contract.TINY_HPARAMS_BACKUP)
+    PETLContractTester(petl, MMSEG_VIT).check_all()
 
 
 def test_profile_example_rejects_lora_on_qkv(mmseg_vit_profile):

@@ -26,7 +26,6 @@ from vpetl_mm.apis.export import find_petl_path, read_checkpoint, stock_config  
 from vpetl_mm.apis.stock_check import build_model, check, compare, model_outputs  # noqa: E402
 from vpetl_mm.compat import decode_checkpoint  # noqa: E402
 from vpetl_mm.models import NORMALIZATIONS  # noqa: E402
-from vpetl_mm.registry import PETL_METHODS  # noqa: E402
 from vpetl_mm.utils import find_petl_backbone  # noqa: E402
 
 VIT = osp.join(REPO, 'tests', 'configs', 'image', 'vit-b_vtab_tiny.py')  # the image setting
@@ -230,23 +229,6 @@ def test_stock_config_translation():
     stock_det, _ = stock_config(det, find_petl_path(det.model)[0])
     assert stock_det.train_dataloader.dataset.type == 'CocoDataset'
     assert 'constructor' not in stock_det.optim_wrapper
-
-
-# methods the stock host reproduces; any other registered method must export adapter-only
-FOLDING = {'LoRA', 'SSF', 'RepAdapter', 'Hydra', 'FacT', 'GPS',  # merge() into host weights
-           'BitFit', 'LNTune', 'Partial', 'Full', 'Frozen'}  # train host tensors only
-
-
-@pytest.mark.parametrize('name', sorted({c.__name__ for c in PETL_METHODS.module_dict.values()}))
-def test_which_methods_fold_into_the_host(name):
-    """A new mergeable method fails here until its export is decided (FOLDS_INTO_HOST)."""
-    import test_contract
-    from conftest import build_petl
-    from tiny_backbones import TINY_BACKBONES
-    cls = PETL_METHODS.get(name)
-    tiny = next(t for t in TINY_BACKBONES if cls.supports(t.profile))
-    wrapper = build_petl(tiny, test_contract.petl_cfg(name))
-    assert wrapper.methods[0].folds_into_host() == (name in FOLDING)
 
 
 def test_one_method_that_does_not_fold_keeps_the_model_adapter_only(tmp_path):

@@ -16,7 +16,7 @@ import torch
 
 from conftest import build_petl, run
 from runner_utils import PY, REPO, latest_scalars, run_tool, vtab_options, write_tiny_vtab
-from test_contract import _perturb_trainable
+from petl_contract import perturb_trainable as _perturb_trainable
 from tiny_backbones import TINY_BACKBONES, TinyBackbone
 from vpetl_mm.apis.noah_search import EvolutionSearch, SearchSettings, depth_of, key
 from vpetl_mm.hooks.noah_hook import NOAHSamplingHook, iteration_rng

@@ -7,7 +7,7 @@ formulas are checked on the tiny ViT.
 import torch
 
 from conftest import build_petl, run
-from test_contract import _perturb_trainable
+from petl_contract import perturb_trainable as _perturb_trainable
 from tiny_backbones import TINY_BACKBONES
 
 VIT = TINY_BACKBONES[0]  # mmpretrain ViT: width 32, 3 blocks, MLP 64 (2 chunks of 32)

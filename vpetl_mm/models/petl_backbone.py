@@ -50,6 +50,7 @@ class PETLBackbone(BaseModule):
             raise ValueError('PETLBackbone takes no init_cfg: put init_cfg (e.g. Pretrained) '
                              'inside backbone=dict(...), where the host backbone loads it.')
         super().__init__()
+        self._merged = self._unloaded = False
         inner = MODELS.build(backbone)
         self.add_module(_INNER, inner)
         self.profile = find_profile(inner, profile)
@@ -220,14 +221,95 @@ class PETLBackbone(BaseModule):
             return getattr(super().__getattr__(_INNER), name)
 
     # -- merge ---------------------------------------------------------------------------------
+    @property
+    def merged(self) -> bool:
+        """Whether the mergeable methods are folded into the host weights now."""
+        return self._merged
+
     def merge(self) -> None:
-        """Fold mergeable methods into the frozen weights (zero-cost inference)."""
+        """Fold the mergeable methods into the frozen weights (zero-cost inference).
+
+        Methods merge in ``petl=[...]`` order, which is the order their hooks run in, so methods
+        that fold into the same layer compose as they do unmerged (SSF then LoRA on ``qkv``).
+        Methods that cannot merge (Adapter, VPT, BitFit, ...) stay as they are. Merging a
+        merged model changes nothing.
+
+        Examples:
+            >>> wrapper.merge()      # e.g. petl=[dict(type='LoRA'), dict(type='Adapter')]
+            >>> wrapper.unmerge()    # the weights are back as before merge()
+        """
+        if self._merged:
+            return
+        self._check_merge_order()
         for method in self.methods:
-            method.merge()
+            if method.MERGEABLE:
+                method.merge()
+        self._merged = True
+
+    def _check_merge_order(self) -> None:
+        # A method that folds into a layer's *input* (a pre-hook, RepAdapter) changes what
+        # another method reading that input sees; merged one after the other, the second
+        # would fold its delta against the untransformed input, so refuse instead.
+        owner = {id(inj.module): m for m in self.methods if m.MERGEABLE for inj in m.injected}
+        for path, module in self.backbone.named_modules():
+            pre = {owner.get(id(getattr(h, '__self__', None)))
+                   for h in module._forward_pre_hooks.values()} - {None}
+            post = {owner.get(id(getattr(h, '__self__', None)))
+                    for h in module._forward_hooks.values()} - {None}
+            if pre and len(pre | post) > 1:
+                raise ValueError(
+                    f'{sorted(m.name for m in pre)} fold into the input of {path}, which '
+                    f'{sorted(m.name for m in (pre | post) - pre) or "another method"} also '
+                    'reads: merged together they would not reproduce the model. Merge a model '
+                    'with one of them, or keep it unmerged.')
 
     def unmerge(self) -> None:
+        """Undo :meth:`merge`, in the reverse order (a no-op when nothing is merged)."""
+        if self._unloaded:
+            raise RuntimeError('merge_and_unload() removed the PETL modules: the merge cannot be '
+                               'undone. Rebuild the model to train it again.')
+        if not self._merged:
+            return
+        for method in reversed(self.methods):
+            if method.MERGEABLE:
+                method.unmerge()
+        self._merged = False
+
+    def unfoldable(self) -> List[str]:
+        """Names of the methods the stock host backbone cannot reproduce after :meth:`merge`
+        (their modules run at inference: adapters, prompts, side networks, folded prefixes)."""
+        return [m.name for m in self.methods if not m.folds_into_host()]
+
+    def merge_and_unload(self) -> nn.Module:
+        """Merge, then remove every PETL hook and module: returns the plain host backbone.
+
+        The returned module is the wrapper's inner backbone with stock state-dict keys and the
+        host's own forward (what ``tools/export.py`` saves and the efficiency tool times). The
+        wrapper keeps running it, but cannot :meth:`unmerge` any more.
+
+        Raises:
+            ValueError: if a method does not fold into the host (see :meth:`unfoldable`).
+
+        Examples:
+            >>> host = model.backbone.merge_and_unload()   # petl=dict(type='LoRA')
+            >>> sorted(host.state_dict()) == sorted(stock_vit.state_dict())
+            True
+        """
+        kept = self.unfoldable()
+        if kept:
+            raise ValueError(f'{kept} do not fold into the host backbone (their modules run at '
+                             'inference), so merge_and_unload() cannot return a plain host. '
+                             'Keep the PETLBackbone, or export adapter-only (tools/export.py).')
+        self.merge()
         for method in self.methods:
-            method.unmerge()
+            method.remove_hooks()
+            for inj in method.injected:
+                owner = self.backbone.get_submodule(inj.path) if inj.path else self.backbone
+                delattr(owner, inj.attr)
+            method.injected.clear()
+        self.load_reporter.petl_keys = set()  # the host's own keys are all it loads now
+        self._unloaded = True
+        return self.backbone
 
     # -- introspection -------------------------------------------------------------------------
     def frozen_param_names(self) -> Set[str]:
