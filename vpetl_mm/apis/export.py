@@ -31,7 +31,7 @@ from mmengine.config import Config
 from ..compat import encode_checkpoint
 from ..compat.keys import preview
 from ..methods.base import BasePETLMethod
-from ..utils import find_petl_backbone
+from ..utils import find_petl_backbone, merge_and_unload
 from ..version import __version__
 from .export_config import _get, _has_pretrained, find_petl_path, stock_config  # noqa: F401
 from .petl_checkpoint import load_petl_checkpoint, module_prefix, read_checkpoint  # noqa: F401
@@ -62,7 +62,15 @@ class ExportResult:
 
 # -- export --------------------------------------------------------------------------------------
 def folding_plan(wrapper) -> List[Dict[str, Any]]:
-    """Per method: whether it folds into the host weights, and why not."""
+    """Per method, for the manifest: whether it folds into the host weights, and why (not).
+
+    Whether the export merges is :meth:`~vpetl_mm.models.PETLBackbone.unfoldable`'s call (the
+    same ``folds_into_host()`` of each method); this only explains it.
+
+    Examples:
+        >>> [p['why'] for p in folding_plan(model.backbone)]  # petl=dict(type='LoRA')
+        ['merged into the host weights']
+    """
     plan = []
     for method in wrapper.methods:
         folds = method.folds_into_host()
@@ -151,17 +159,12 @@ def _export_config(config: str, cfg_options: Optional[dict]) -> Tuple[Config, Tu
     return cfg, paths[0]
 
 
-def _export_merged(cfg: Config, petl_path: Tuple, model: torch.nn.Module, wrapper,
+def _export_merged(cfg: Config, petl_path: Tuple, model: torch.nn.Module,
                    ctx: Dict[str, Any]) -> Dict[str, Any]:
     """Fold the methods into the host, write the stock checkpoint and config; manifest part."""
-    prefix, files, meta = module_prefix(model, wrapper), ctx['files'], ctx['meta']
-    for method in wrapper.methods:
-        if method.MERGEABLE:
-            method.merge()
-    petl_prefixes = tuple(f'{prefix}{inj.name}.' for m in wrapper.methods
-                          for inj in m.injected)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()
-             if not k.startswith(petl_prefixes)}
+    files, meta = ctx['files'], ctx['meta']
+    # The stock model's state: the methods folded, every PETL module and the wrapper gone.
+    state = {k: v.detach().clone() for k, v in merge_and_unload(model).state_dict().items()}
     stock_cfg, notes = stock_config(cfg, petl_path)
     stock = build_model(stock_cfg)
     keys = set(stock.state_dict())
@@ -296,8 +299,8 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
     meta, info = _manifest(config, checkpoint, wrapper, plan, load, files)
     ctx = dict(config=config, files=files, meta=meta, plan=plan, inputs=inputs,
                reference=reference, stock_check=stock_check, adapter_only=load['adapter_only'])
-    if merge and all(p['folds_into_host'] for p in plan):
-        info.update(_export_merged(cfg, petl_path, model, wrapper, ctx))
+    if merge and not wrapper.unfoldable():
+        info.update(_export_merged(cfg, petl_path, model, ctx))
     else:
         info.update(_export_petl(cfg, petl_path, model, wrapper, ctx))
     info['load'] = dict(adapter_only=load['adapter_only'], tensors=load['loaded'],

@@ -3,6 +3,6 @@
 Layering: ``utils`` sits above :mod:`vpetl_mm.models` and imports it; ``models``, ``methods`` and
 ``compat`` never import ``utils``, so no import cycle can pass through it.
 """
-from .params import count_params, find_petl_backbone, petl_tree, unwrap
+from .params import count_params, find_petl_backbone, merge_and_unload, petl_tree, unwrap
 
-__all__ = ['count_params', 'find_petl_backbone', 'petl_tree', 'unwrap']
+__all__ = ['count_params', 'find_petl_backbone', 'merge_and_unload', 'petl_tree', 'unwrap']
