@@ -68,17 +68,21 @@ EXPECTED_TRAINABLE: Dict[str, Callable] = dict(
         for site in ('norm1', 'norm2') for n, _ in w.anatomy.site(b, site).named_parameters()},
 )
 
+def _last_block_mona_convs(wrapper) -> Set[str]:
+    last = wrapper.anatomy.blocks[-1]
+    return {f'{last.path}.{attr}.{n}' for attr, mod in last.module.named_children()
+            if attr.startswith('petl_mona') for n, _ in mod.named_parameters()
+            if re.match(r'adapter_conv\.conv\d', n)}
+
+
 # method -> trainable names (given the wrapper) that one backward leaves without a gradient,
 # by design; every other trainable tensor must receive a non-zero gradient
 NO_GRADIENT: Dict[str, Callable] = dict(
     # Mona's depthwise convolutions act on the patch grid only; where the host returns the
     # class token (mmpretrain's ViT, out_type='cls_token'), the last block's convolutions have
     # no path to the output (no later attention mixes the patches into that token)
-    Mona=lambda w: {f'{w.anatomy.blocks[-1].path}.{a}.{n}'
-                    for a, mod in w.anatomy.blocks[-1].module.named_children()
-                    if a.startswith('petl_mona') for n, _ in mod.named_parameters()
-                    if re.match(r'adapter_conv\.conv\d', n)} if getattr(w.backbone, 'out_type', None) == 'cls_token'
-    else set())
+    Mona=lambda w: _last_block_mona_convs(w) if getattr(w.backbone, 'out_type', None) ==
+    'cls_token' else set())
 
 
 def assert_outputs_close(actual: Outputs, expected: Outputs, **tol) -> None:

@@ -75,7 +75,7 @@ def _check_peer_lora_variants():
             for name, param in theirs.items():
                 param.copy_(host[name])
             model.head.load_state_dict(models['vpetl_mm-LoRA'].head.state_dict())
-            for (a, b), (ra, rb) in zip(_lora_weights(model), reference):
+            for (a, b), (ra, rb) in zip(_lora_weights(model), reference, strict=True):
                 a.copy_(ra.view_as(a))
                 b.copy_(rb.view_as(b))
             outputs[variant] = model(x, mode='tensor')
@@ -191,7 +191,7 @@ def test_ssf_keeps_its_output_for_backward():
     x, scale, shift = args
     ref = torch.autograd.grad((x * scale + shift).sin().sum(), args)
     got = torch.autograd.grad(_ScaleShiftFn.apply(x, scale, shift).sin().sum(), args)
-    for a, b in zip(got, ref):
+    for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b)
     layer = ScaleShift(6, channel_axis=1)  # conv layout: channels on axis 1
     maps = torch.randn(2, 6, 3, 3, requires_grad=True)
@@ -227,7 +227,7 @@ def test_ssf_after_a_norm_folds_into_its_affine():
                        for t in big), [t.shape for t in big]
     params = (x, layer.scale, layer.shift)
     grads = torch.autograd.grad(y.sin().sum(), params)
-    for got, want in zip(grads, torch.autograd.grad(ref.sin().sum(), params)):
+    for got, want in zip(grads, torch.autograd.grad(ref.sin().sum(), params), strict=True):
         torch.testing.assert_close(got, want)
     layer.merged = True  # folded into the norm: the host output passes through
     out = norm(x)

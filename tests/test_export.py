@@ -180,14 +180,15 @@ def test_merged_export_is_the_stock_model(merged_exports, name):
     # the stock model's outputs are the PETL model's (before merging), to float rounding
     reference, outputs = case['reference'], case['outputs']
     assert len(outputs) == len(reference) > 0
-    for a, b in zip(reference, outputs):
+    for a, b in zip(reference, outputs, strict=True):
         assert a.shape == b.shape
         # float32 rounding of the merged weights, relative to the output scale (the random
         # FPN features of the tiny detector reach 1e2)
         atol = 1e-5 * max(1., float(a.abs().max()))
         assert torch.allclose(a, b, rtol=1e-4, atol=atol), float((a - b).abs().max())
     if 'unmerged' in case:  # without the merge the same stock model computes something else
-        gap = max(float((a - b).abs().max()) for a, b in zip(reference, case['unmerged']))
+        pairs = zip(reference, case['unmerged'], strict=True)
+        gap = max(float((a - b).abs().max()) for a, b in pairs)
         assert gap > 1e-3
 
 

@@ -187,7 +187,7 @@ def test_pretrained_init_loads_every_layout(tiny, layout, petl, tmp_path):
     with torch.no_grad():
         for name in OUT_NORMS:
             wrapper.backbone.get_parameter(name).copy_(mm[name])
-        for got, want in zip(run(wrapper, tiny), run(src, tiny)):
+        for got, want in zip(run(wrapper, tiny), run(src, tiny), strict=True):
             torch.testing.assert_close(got, want)
 
 

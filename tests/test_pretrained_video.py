@@ -192,7 +192,7 @@ def test_pretrained_init_loads_every_layout(layout, tmp_path):
         src = build_host(tiny)
         src.load_state_dict(mm)
         src.eval()
-        for got, want in zip(run(wrapper, tiny), run(src, tiny)):
+        for got, want in zip(run(wrapper, tiny), run(src, tiny), strict=True):
             torch.testing.assert_close(got, want)
 
 

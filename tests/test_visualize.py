@@ -107,7 +107,7 @@ def test_recorded_attention_equals_manual_recomputation(petl):
     recorder = _record(wrapper, x)
     manual = _manual_vit_attention(wrapper, x, lora)
     assert len(recorder.attentions) == 3
-    for rec, ref in zip(recorder.attentions, manual):
+    for rec, ref in zip(recorder.attentions, manual, strict=True):
         assert rec.probs.shape == (2, 2, 17, 17) and rec.num_extra_keys == 0
         assert torch.equal(rec.host_index, torch.arange(17))
         assert torch.allclose(rec.probs, ref, atol=1e-5), (rec.probs - ref).abs().max()
@@ -116,7 +116,7 @@ def test_recorded_attention_equals_manual_recomputation(petl):
         assert (plain[-1] - manual[-1]).abs().max() > 1e-3
         wrapper.merge()
         merged = _record(wrapper, x)
-        for a, b in zip(merged.attentions, recorder.attentions):
+        for a, b in zip(merged.attentions, recorder.attentions, strict=True):
             assert torch.allclose(a.probs, b.probs, atol=1e-5)
     assert recorder.grid == (4, 4)
     assert recorder.last_map().shape == recorder.rollout_map().shape == (2, 4, 4)
@@ -125,7 +125,7 @@ def test_recorded_attention_equals_manual_recomputation(petl):
 def _check_reproduces_attention_output(wrapper, x, recorder):
     """probs @ [prefix v; v] -> proj gives each attention's real output."""
     _, qkvs, outs = _block_inputs_and_attn_outputs(wrapper, x)
-    for block, rec in zip(wrapper.anatomy.blocks, recorder.attentions):
+    for block, rec in zip(wrapper.anatomy.blocks, recorder.attentions, strict=True):
         attn = wrapper.anatomy.site(block, 'attn')
         qkv = qkvs[block.index]
         B, N, C3 = qkv.shape

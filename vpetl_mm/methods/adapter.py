@@ -1,7 +1,4 @@
 """Adapter (Houlsby et al., 2019): sequential bottleneck adapters on the sublayer outputs."""
-import torch
-import torch.nn as nn
-
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
 from .base import BasePETLMethod
@@ -18,11 +15,6 @@ def placement_sites(placements, method: str):
         raise ValueError(f'{method} placements {list(placements)} are invalid; use a '
                          f'non-empty subset of {sorted(_PLACEMENT_SITE)}.')
     return [_PLACEMENT_SITE[p] for p in placements]
-
-
-class _SequentialAdapter(Bottleneck):
-    def hook(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
-        return self(output)
 
 
 @PETL_METHODS.register_module()
@@ -55,12 +47,13 @@ class Adapter(BasePETLMethod):
     DEFAULTS = dict(bottleneck=8, placements=('mlp', ), act='gelu', dropout=0.)
     FAMILY_DEFAULTS = dict(dense=dict(bottleneck=64, placements=('attn', 'mlp'), dropout=0.1))
 
-    def check(self, anatomy: Anatomy) -> None:
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         anatomy.require_sites(placement_sites(self.placements, self.name), method=self.name)
 
     def inject(self, anatomy: Anatomy) -> None:
         for block in anatomy.blocks:
             for placement in self.placements:
-                adapter = _SequentialAdapter(block.dim, self.bottleneck, self.act, self.dropout)
-                self.attach(block, placement, adapter)
-                self.hook(anatomy.site(block, _PLACEMENT_SITE[placement]), adapter.hook)
+                adapter = self.attach(block, placement, Bottleneck(
+                    block.dim, self.bottleneck, self.act, self.dropout))
+                self.hook(anatomy.site(block, _PLACEMENT_SITE[placement]), adapter.sequential_hook)

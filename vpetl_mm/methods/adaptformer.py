@@ -10,7 +10,7 @@ from .base import BasePETLMethod
 from .layers import Bottleneck
 
 
-class _ParallelAdapter(Bottleneck):
+class AdaptFormerAdapter(Bottleneck):
     """Reads the residual stream entering ``norm2``; adds its branch to the block output.
 
     The block computes ``x' = x + MLP(norm2(x))``; with the adapter it returns
@@ -28,10 +28,6 @@ class _ParallelAdapter(Bottleneck):
                                'adapter input was never seen. Is the backbone profile right?')
         out, self.pending = output + self.pending, None
         return out
-
-    def add_parallel(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
-        """``input='mlp'``: the MLP's own input feeds the branch, added to the MLP output."""
-        return output + self.branch(args[0])
 
 
 @PETL_METHODS.register_module()
@@ -76,19 +72,20 @@ class AdaptFormer(BasePETLMethod):
     PROFILE_DEFAULTS = {'mmaction.SwinTransformer3D': dict(input='mlp')}
     SITES = ('norm2', 'mlp')
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         if self.input not in ('residual', 'mlp'):
             raise ValueError(f"{self.name} input={self.input!r}: use 'residual' (the stream "
                              "entering norm2) or 'mlp' (the MLP input).")
 
     def inject(self, anatomy: Anatomy) -> None:
         for block in anatomy.blocks:
-            adapter = _ParallelAdapter(block.dim, self.bottleneck, self.act, self.dropout,
+            adapter = AdaptFormerAdapter(block.dim, self.bottleneck, self.act, self.dropout,
                                        self.scale, self.layer_norm, residual=False)
             self.attach(block, 'mlp', adapter)
             if self.input == 'mlp':
-                self.hook(anatomy.site(block, 'mlp'), adapter.add_parallel)
+                # the MLP's own input feeds the branch, added to the MLP output
+                self.hook(anatomy.site(block, 'mlp'), adapter.parallel_hook)
             else:
                 self.hook(anatomy.site(block, 'norm2'), adapter.capture, pre=True)
                 self.hook(block.module, adapter.add)

@@ -88,8 +88,8 @@ class BAPAT(AdaptFormer):
     ZERO_INIT = False
     SITES = AdaptFormer.SITES + ('qkv', )
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         if not self.att_mode or set(self.att_mode) - set(_PARTS) or \
                 len(set(self.att_mode)) != len(self.att_mode):
             raise ValueError(f"BAPAT att_mode={self.att_mode!r}: use 'kv' (PATT), 'qv', 'qk' "

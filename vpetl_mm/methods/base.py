@@ -1,16 +1,27 @@
 """The contract every PETL method implements.
 
 A method never names a host module: it asks the :class:`~vpetl_mm.models.anatomy.Anatomy` for
-abstract sites (``qkv``, ``fc2``, ``norm2`` ...) of each block. It may
+abstract sites (``qkv``, ``fc2``, ``norm2`` ...) of each block. It may select host parameters
+to train (:meth:`BasePETLMethod.trainable_base_params`) and / or inject new ``petl_*`` modules,
+wired in with forward hooks, so no host parameter is ever renamed and pretrained weights load
+as usual.
 
-* select base parameters to train (:meth:`trainable_base_params`), and/or
-* inject new modules (:meth:`inject`) as ``petl_*`` children of blocks, wired in with forward
-  hooks, so no host parameter is ever renamed and pretrained weights load as usual.
+``PETLBackbone`` runs the lifecycle stages in this order, each with one job:
 
-Its own initialisation (:meth:`init_weights`) runs after the host's ``init_weights``.
+1. ``validate(anatomy)``: raise ``ValueError`` naming the fix if the method cannot run on this
+   backbone (every method, before any is injected). Stores nothing.
+2. ``plan(anatomy)``: derive the per-backbone state the method needs (targets, block ranges,
+   widths) and store it on the method.
+3. ``inject(anatomy)``: build the modules in their initial state and wire them in with the
+   helpers (``attach`` / ``attach_near`` / ``attach_root``, ``hook`` / ``hook_blocks`` /
+   ``hook_fold`` / ``hook_linears``).
+4. ``init_weights()``: re-initialise after the host's ``init_weights`` (where ``Pretrained``
+   weights load); initialisation that reads the loaded host weights belongs here only.
+5. ``merge()`` / ``unmerge()``: fold into the host weights and back (``MERGEABLE`` methods).
 """
 import contextlib
 from dataclasses import dataclass
+from functools import partial
 from typing import (Any, Callable, ClassVar, ContextManager, Dict, Iterable, List, Optional, Set,
                     Tuple)
 
@@ -25,8 +36,8 @@ from ..models.profiles import PROFILES
 @dataclass
 class Injection:
     """A module a method added: ``<path>.<attr>`` in the backbone, wired to ``site``."""
-    path: str  # block path relative to the backbone
-    attr: str  # attribute name on the block (``petl_<method>_<site>``)
+    path: str  # owner path relative to the backbone: a block, a layer's parent, '' (the root)
+    attr: str  # attribute name on the owner (``petl_<method>_<site>``)
     site: str  # abstract site it is wired to (for the report)
     module: nn.Module
 
@@ -35,8 +46,11 @@ class Injection:
         return f'{self.path}.{self.attr}' if self.path else self.attr
 
 
+Hook = Callable[..., Any]
+
+
 class BasePETLMethod:
-    """Base class of PETL methods.
+    """Base class of PETL methods (see the module docstring for the lifecycle).
 
     Hyper-parameters are keyword arguments. Unset ones (``None``) take the value of
     ``PROFILE_DEFAULTS[profile]`` (the backbone profile), then ``FAMILY_DEFAULTS[family]`` (its
@@ -54,7 +68,7 @@ class BasePETLMethod:
             ``None`` (the default) means: the same as ``MERGEABLE``. A method whose merge keeps
             state outside the host weights (PrefixTuning's folded prefixes) sets ``False``.
         TRAINS_ALL: Whether the whole backbone trains (full fine-tuning).
-        SITES: Abstract sites the method needs in every block.
+        SITES: Abstract sites the method needs in every block (the default :meth:`validate`).
         PROFILES: Names of the backbone profiles the method supports (empty: all of them).
         TOKENS: Token layouts the method supports (empty: all), e.g. ``('sequence', )`` for
             methods that add or read whole token sequences (VPT, DTL, SCT).
@@ -62,6 +76,20 @@ class BasePETLMethod:
             E3VA); such a method cannot be combined with others that train inside it.
         CALIBRATES: The method selects what it trains from the training data before training
             (SCT, GPS): :meth:`calibrate` must run first (``PETLCalibrationHook`` does).
+
+    Examples:
+        A sequential adapter after every MLP (``Bottleneck`` from ``methods/layers.py``; the
+        full worked example is in ``docs/add_petl_method.md``):
+
+        >>> @PETL_METHODS.register_module()
+        ... class MLPAdapter(BasePETLMethod):
+        ...     DEFAULTS = dict(bottleneck=8)
+        ...     SITES = ('fc2', )
+        ...
+        ...     def inject(self, anatomy):
+        ...         for block in anatomy.blocks:
+        ...             adapter = self.attach(block, 'mlp', Bottleneck(block.dim, self.bottleneck))
+        ...             self.hook(anatomy.site(block, 'fc2'), adapter.sequential_hook)
     """
     DEFAULTS: ClassVar[Dict[str, Any]] = {}
     FAMILY_DEFAULTS: ClassVar[Dict[str, Dict[str, Any]]] = {}
@@ -75,6 +103,13 @@ class BasePETLMethod:
     TOKENS: ClassVar[Tuple[str, ...]] = ()
     DETACHES_BACKBONE: ClassVar[bool] = False
     CALIBRATES: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if 'check' in vars(cls):  # the pre-lifecycle name: it would silently never run
+            raise TypeError(f'{cls.__name__} defines check(), which the method contract split '
+                            'into validate() (raise only) and plan() (store per-backbone '
+                            'state); rename it.')
 
     def __init__(self, family: str = 'image', profile: Optional[str] = None,
                  **hparams: Any) -> None:
@@ -92,6 +127,7 @@ class BasePETLMethod:
             setattr(self, key, value)
         self.injected: List[Injection] = []
         self._handles: List[RemovableHandle] = []
+        self._folds: List[Tuple[nn.Module, nn.Module]] = []  # (layer, host layer it folds into)
 
     @property
     def name(self) -> str:
@@ -103,32 +139,43 @@ class BasePETLMethod:
 
     @classmethod
     def supports(cls, profile: str) -> bool:
-        """Whether the method runs on backbones of the named profile."""
+        """Whether the method runs on backbones of the named profile (``PROFILES``, ``TOKENS``)."""
         if cls.TOKENS and (profile not in PROFILES or PROFILES[profile].tokens not in cls.TOKENS):
             return False
         return not cls.PROFILES or profile in cls.PROFILES
 
-    # -- what a method overrides -------------------------------------------------------------
-    def check(self, anatomy: Anatomy) -> None:
-        """Raise ``ValueError`` (naming the fix) if the method cannot run on this backbone."""
+    # -- the lifecycle: what a method overrides ------------------------------------------------
+    def validate(self, anatomy: Anatomy) -> None:
+        """Raise ``ValueError`` (naming the fix) if the method cannot run on this backbone.
+
+        Stores nothing: per-backbone state belongs to :meth:`plan`. Default: :meth:`supports`
+        and the ``SITES``; overrides call ``super().validate(anatomy)`` first.
+        """
         if not self.supports(anatomy.profile.name):
             raise ValueError(f'{self.name} is not supported on {anatomy.profile.name!r} '
                              f'backbones; it runs on '
                              f'{[n for n in PROFILES if self.supports(n)]}.')
         anatomy.require_sites(self.SITES, method=self.name)
 
+    def plan(self, anatomy: Anatomy) -> None:
+        """Store the per-backbone state :meth:`inject` needs (runs after :meth:`validate`)."""
+
     def inject(self, anatomy: Anatomy) -> None:
-        """Add the method's modules to the backbone. Default: nothing to add."""
+        """Build the method's modules, attach and wire them. Default: nothing to add."""
+
+    def init_weights(self) -> None:
+        """Re-initialise injected modules; runs after the host's ``init_weights``.
+
+        Default: ``reset_parameters()`` of each injected module that has one. Modules are
+        built in the same state by :meth:`inject`, so a model is usable before this runs.
+        """
+        for injection in self.injected:
+            if hasattr(injection.module, 'reset_parameters'):
+                injection.module.reset_parameters()
 
     def trainable_base_params(self, anatomy: Anatomy) -> Set[str]:
         """Names (relative to the backbone) of *host* parameters that train. Default: none."""
         return set()
-
-    def init_weights(self) -> None:
-        """Re-initialise injected modules; runs after the host's ``init_weights``."""
-        for injection in self.injected:
-            if hasattr(injection.module, 'reset_parameters'):
-                injection.module.reset_parameters()
 
     def forward_context(self) -> ContextManager:
         """Context the host backbone's forward runs in (e.g. ``torch.no_grad()``)."""
@@ -154,8 +201,25 @@ class BasePETLMethod:
         return True
 
     def merge(self) -> None:
-        raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
+        """Fold into the host weights (``MERGEABLE`` methods); repeated calls change nothing.
 
+        Default: :meth:`fold_layers` over the layers wired by :meth:`hook_fold` /
+        :meth:`hook_linears`; a method whose fold is different overrides both this and
+        :meth:`unmerge`.
+        """
+        self.fold_layers(True)
+
+    def unmerge(self) -> None:
+        """Undo :meth:`merge` (layers in reverse order); a no-op when not merged."""
+        self.fold_layers(False)
+
+    def remove_hooks(self) -> None:
+        """Unwire the method (tests re-run the host bare); overrides also undo host patches."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    # -- derived queries -----------------------------------------------------------------------
     def folds_into_host(self) -> bool:
         """Whether the stock host backbone alone reproduces this method (after :meth:`merge`).
 
@@ -172,10 +236,7 @@ class BasePETLMethod:
                 and cls.forward_context is BasePETLMethod.forward_context
                 and cls.transform_output is BasePETLMethod.transform_output)
 
-    def unmerge(self) -> None:
-        raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
-
-    # -- helpers for subclasses --------------------------------------------------------------
+    # -- helpers for validate / plan -----------------------------------------------------------
     def site_targets(self, anatomy: Anatomy, allowed: Tuple[str, ...]) -> Tuple[str, ...]:
         """``self.targets`` (one site or several) checked against ``allowed`` and the profile."""
         targets = (self.targets, ) if isinstance(self.targets, str) else tuple(self.targets)
@@ -184,46 +245,35 @@ class BasePETLMethod:
         anatomy.require_sites(targets, method=self.name)
         return targets
 
-    def hook_linears(self, anatomy: Anatomy, targets: Tuple[str, ...],
-                     make: Callable[[nn.Linear], nn.Module], pre: bool = False) -> None:
-        """For every block and target site: ``make(layer)``, attach it, hook its ``hook`` on the
-        host ``nn.Linear`` (which must have a bias, to fold into); hosts go to ``self._bases``."""
-        self._bases: List[nn.Module] = []
+    def require_linears(self, anatomy: Anatomy, sites: Iterable[str], bias: bool) -> None:
+        """Raise unless every block has an ``nn.Linear`` (with a bias if ``bias``) at ``sites``."""
         for block in anatomy.blocks:
-            for site in targets:
-                base = anatomy.site(block, site)
-                if not isinstance(base, nn.Linear) or base.bias is None:
-                    raise ValueError(f'{self.name} needs an nn.Linear with a bias at '
-                                     f'{anatomy.site_path(block, site)} (to merge into).')
-                layer = make(base)
-                self.attach(block, site, layer)
-                self.hook(base, layer.hook, pre=pre)
-                self._bases.append(base)
+            for site in sites:
+                host = anatomy.site(block, site)
+                if not isinstance(host, nn.Linear) or (bias and host.bias is None):
+                    what = 'an nn.Linear with a bias (to merge into)' if bias else 'an nn.Linear'
+                    raise ValueError(f'{self.name} needs {what} at '
+                                     f'{anatomy.site_path(block, site)}, found {host}.')
 
-    def fold_layers(self, merge: bool) -> None:
-        """``merge()`` / ``unmerge()`` of methods whose every injection folds into one host layer.
+    def attention_heads(self, anatomy: Anatomy, block: BlockRef) -> int:
+        """Heads of the host attention at ``block`` (its ``num_heads``, or its ``w_msa``'s on
+        Swin), or ``ValueError`` if there is none dividing the width."""
+        attn = anatomy.site(block, 'attn')
+        heads = getattr(attn, 'num_heads', None) or getattr(
+            getattr(attn, 'w_msa', None), 'num_heads', None)
+        if not heads or block.dim % heads:
+            raise ValueError(f'{self.name}: {anatomy.site_path(block, "attn")} has no usable '
+                             f'num_heads ({heads}) for width {block.dim}.')
+        return heads
 
-        The i-th injected module has ``merged``, ``merge(base)`` and ``unmerge(base)``; its host
-        layer is ``self._bases[i]``. Repeated calls are no-ops.
-        """
-        for inj, base in zip(self.injected, self._bases):
-            if inj.module.merged != merge:
-                (inj.module.merge if merge else inj.module.unmerge)(base)
-                inj.module.merged = merge
-
+    # -- helpers for inject: where modules live ------------------------------------------------
     def attach(self, block: BlockRef, site: str, module: nn.Module) -> nn.Module:
         """Register ``module`` as ``block.petl_<method>_<site>`` (a sibling of the host layers).
 
         Siblings rather than children of host layers, so host init routines that walk e.g.
         ``ffn.modules()`` never touch them, and checkpoint keys stay readable.
         """
-        attr = f'petl_{self.name.lower()}_{site.replace(".", "_")}'
-        if hasattr(block.module, attr):
-            raise ValueError(f'{block.path}.{attr} already exists: two PETL methods inject the same '
-                             'module. Remove the duplicate entry from petl=[...].')
-        block.module.add_module(attr, module)
-        self.injected.append(Injection(block.path, attr, site, module))
-        return module
+        return self._register(block.path, block.module, site, site, module)
 
     def attach_near(self, anatomy: Anatomy, path: str, module: nn.Module) -> nn.Module:
         """:meth:`attach` ``module`` for the host layer at ``path`` (relative to the backbone).
@@ -233,20 +283,86 @@ class BasePETLMethod:
         """
         owner = next((b for b in sorted(anatomy.blocks, key=lambda b: -len(b.path))
                       if path.startswith(b.path + '.')), None)
-        if owner is None:
-            parent = path.rpartition('.')[0]
-            owner = BlockRef(-1, parent, anatomy._get(anatomy.backbone, parent), 0)
-        return self.attach(owner, path[len(owner.path) + 1:] if owner.path else path, module)
+        if owner is not None:
+            return self.attach(owner, path[len(owner.path) + 1:], module)
+        parent, _, layer = path.rpartition('.')
+        return self._register(parent, anatomy._get(anatomy.backbone, parent), layer, layer,
+                              module)
 
-    def hook(self, target: nn.Module, fn, pre: bool = False) -> None:
-        """Register a forward (pre-)hook whose handle is kept for :meth:`remove_hooks`."""
+    def attach_root(self, anatomy: Anatomy, name: str, module: nn.Module,
+                    site: str = 'output') -> nn.Module:
+        """Register ``module`` as ``backbone.petl_<method>_<name>``: it belongs to no block.
+
+        For a side network's stream ends, weights shared by every block (FacT's ``U`` / ``V``)
+        or per-output modules. Recorded like :meth:`attach`, so checkpoints, the load report
+        and ``injected_modules()`` see it (path ``''``).
+        """
+        return self._register('', anatomy.backbone, name, site, module)
+
+    def _register(self, path: str, owner: nn.Module, suffix: str, site: str,
+                  module: nn.Module) -> nn.Module:
+        attr = f'petl_{self.name.lower()}_{suffix.replace(".", "_")}'
+        if hasattr(owner, attr):
+            where = f'{path}.{attr}' if path else attr
+            raise ValueError(f'{where} already exists: two PETL methods inject the same '
+                             'module. Remove the duplicate entry from petl=[...].')
+        owner.add_module(attr, module)
+        self.injected.append(Injection(path, attr, site, module))
+        return module
+
+    # -- helpers for inject: how modules are wired ---------------------------------------------
+    def hook(self, target: nn.Module, fn: Hook, pre: bool = False) -> None:
+        """Register a forward (pre-)hook whose handle is kept for :meth:`remove_hooks`.
+
+        Pass bound methods or ``functools.partial`` of them, not closures: deep copies (EMA
+        models) rebind bound methods to the copied modules.
+        """
         handle = target.register_forward_pre_hook(fn) if pre else target.register_forward_hook(fn)
         self._handles.append(handle)
 
-    def remove_hooks(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+    def hook_blocks(self, anatomy: Anatomy, before: Optional[Hook], after: Optional[Hook]) -> None:
+        """On every block: ``before(index, block, args)`` as a pre-hook and ``after(index,
+        block, args, output)`` as a hook (either may be None), ``index`` the block's."""
+        for block in anatomy.blocks:
+            if before is not None:
+                self.hook(block.module, partial(before, block.index), pre=True)
+            if after is not None:
+                self.hook(block.module, partial(after, block.index))
+
+    def hook_fold(self, host: nn.Module, layer: nn.Module, fn: Hook, pre: bool = False) -> None:
+        """:meth:`hook` ``fn`` on ``host`` and record that ``layer`` folds into it.
+
+        ``layer`` has a ``merged`` flag, ``merge(host)`` and ``unmerge(host)``; its hook must
+        pass the host output through while ``merged``. The default :meth:`merge` folds it.
+        """
+        self.hook(host, fn, pre=pre)
+        self._folds.append((layer, host))
+
+    def hook_linears(self, anatomy: Anatomy, targets: Iterable[str],
+                     make: Callable[[nn.Linear, str], nn.Module], pre: bool = False) -> None:
+        """For every block and target site: ``layer = make(host, site)`` on the host
+        ``nn.Linear``, attached as ``petl_<method>_<site>`` and wired by :meth:`hook_fold`
+        with ``layer.hook`` (:meth:`require_linears` in :meth:`validate` checks the hosts)."""
+        for block in anatomy.blocks:
+            for site in targets:
+                host = anatomy.site(block, site)
+                layer = self.attach(block, site, make(host, site))
+                self.hook_fold(host, layer, layer.hook, pre=pre)
+
+    def fold_layers(self, merge: bool) -> None:
+        """Merge (in wiring order) or unmerge (in reverse) every :meth:`hook_fold` layer.
+
+        Repeated calls are no-ops. ``TypeError`` for methods that cannot merge.
+        """
+        if not self.MERGEABLE:
+            raise TypeError(f'{self.name} cannot be merged into the backbone weights.')
+        if not self._folds and self.injected:
+            raise NotImplementedError(f'{self.name} is MERGEABLE but wired no layer with '
+                                      'hook_fold / hook_linears: override merge() and unmerge().')
+        for layer, host in (self._folds if merge else reversed(self._folds)):
+            if layer.merged != merge:
+                (layer.merge if merge else layer.unmerge)(host)
+                layer.merged = merge
 
 
 def block_params(anatomy: Anatomy, blocks: Optional[List[BlockRef]] = None) -> Set[str]:

@@ -92,18 +92,25 @@ class DTL(BasePETLMethod):
 
     TOKENS = ('sequence', )  # one residual of one width across blocks: plain ViTs
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
-        depth = len(anatomy.blocks)
-        self._before = _block_range(self.lora_before_blocks or f'0-{depth - 1}', depth,
-                                    'lora_before_blocks')
-        self._after = _block_range(self.add_after_blocks or f'{depth // 2}-{depth - 1}', depth,
-                                   'add_after_blocks')
-        if self._after[0] < self._before[0]:
-            raise ValueError(f'DTL add_after_blocks {self._after} start before the side path '
-                             f'does (lora_before_blocks {self._before}).')
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
+        before, after = self._blocks(len(anatomy.blocks))
+        if after[0] < before[0]:
+            raise ValueError(f'DTL add_after_blocks {after} start before the side path '
+                             f'does (lora_before_blocks {before}).')
         if self.rank < 1:
             raise ValueError(f'DTL needs rank >= 1, got {self.rank}.')
+
+    def _blocks(self, depth: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        """The blocks feeding the side path and those it is added after (defaults filled)."""
+        return (_block_range(self.lora_before_blocks or f'0-{depth - 1}', depth,
+                             'lora_before_blocks'),
+                _block_range(self.add_after_blocks or f'{depth // 2}-{depth - 1}', depth,
+                             'add_after_blocks'))
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self._before, self._after = self._blocks(len(anatomy.blocks))
 
     def inject(self, anatomy: Anatomy) -> None:
         side = SidePath(anatomy.blocks[0].dim, self.rank, len(self._before), self.beta)

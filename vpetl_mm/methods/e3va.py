@@ -1,17 +1,47 @@
 """E3VA (Yin et al., ACM MM 2024): adapters on a gradient highway beside a no-grad backbone."""
 from collections import OrderedDict
 from functools import partial
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from ..models.anatomy import Anatomy
+from ..models.anatomy import Anatomy, BlockRef
 from ..registry import PETL_METHODS
-from .base import BasePETLMethod, Injection
 from .layers import Bottleneck
+from .side import SideNetworkMethod
 
 Tensor = torch.Tensor
+
+
+class HighwayAdapter(Bottleneck):
+    """``up(act(down(x)))`` of rank r on a host activation (a branch: no residual, no norm).
+
+    Both projections start random (kaiming-uniform, zero down bias, up bias 0): the
+    zero-initialised :class:`HighwayNorms` gate the highway instead, so they get gradient at
+    once.
+    """
+
+    def __init__(self, dim: int, rank: int, act: str, dropout: float) -> None:
+        super().__init__(dim, rank, act, dropout, residual=False)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        nn.init.kaiming_uniform_(self.up.weight, a=5 ** .5)
+
+
+class HighwayNorms(nn.ModuleDict):
+    """One LayerNorm per output stage (keys: the stage index), zero weight and bias, so the
+    output starts equal to the frozen backbone's."""
+
+    def __init__(self, dims: Dict[int, int]) -> None:
+        super().__init__({str(i): nn.LayerNorm(dim) for i, dim in dims.items()})
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for norm in self.values():
+            nn.init.zeros_(norm.weight)
+            nn.init.zeros_(norm.bias)
 
 
 class _HighwayState:
@@ -30,7 +60,7 @@ class _HighwayState:
 
 
 @PETL_METHODS.register_module()
-class E3VA(BasePETLMethod):
+class E3VA(SideNetworkMethod):
     """Parameter-, memory- and time-efficient adapters for hierarchical dense backbones.
 
     The frozen backbone runs under ``torch.no_grad()``: no activation is kept for backward and
@@ -68,29 +98,27 @@ class E3VA(BasePETLMethod):
     ZERO_INIT = True
     DETACHES_BACKBONE = True
 
-    def inject(self, anatomy: Anatomy) -> None:
-        self.state = _HighwayState()
-        backbone = anatomy.backbone
-        stages: 'OrderedDict[str, List]' = OrderedDict()
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        stages: 'OrderedDict[str, List[BlockRef]]' = OrderedDict()
         for block in anatomy.blocks:
             stages.setdefault(block.path.rsplit('.blocks.', 1)[0], []).append(block)
+        self.stage_modules = [anatomy._get(anatomy.backbone, path) for path in stages]
+        self.out_indices = tuple(anatomy.backbone.out_indices)
+        self._out_dims = {i: list(stages.values())[i][0].dim for i in self.out_indices}
+
+    def inject(self, anatomy: Anatomy) -> None:
+        self.state = _HighwayState()
+        for block in anatomy.blocks:
             for placement, site in (('attn', 'attn'), ('mlp', 'fc2')):
-                adapter = Bottleneck(block.dim, self.rank, self.act, self.dropout,
-                                     residual=False)
-                self.attach(block, placement, adapter)
+                adapter = self.attach(block, placement, HighwayAdapter(
+                    block.dim, self.rank, self.act, self.dropout))
                 self.hook(anatomy.site(block, site), partial(self._read, adapter))
-        self.stage_modules = [anatomy._get(backbone, path) for path in stages]
         for index, stage in enumerate(self.stage_modules):
             self.hook(stage, partial(self._stage_start, index), pre=True)
             self.hook(stage, partial(self._stage_end, index))
-        self.out_indices = tuple(backbone.out_indices)
-        self.norms = nn.ModuleDict()
-        for i in self.out_indices:
-            self.norms[str(i)] = nn.LayerNorm(stages[list(stages)[i]][0].dim)
-        # the norms belong to the highway, not to a block: register them on the backbone
-        backbone.add_module('petl_e3va_norms', self.norms)
-        self.injected.append(Injection('', 'petl_e3va_norms', 'output', self.norms))
-        self.init_weights()
+        # the norms belong to the highway, not to a block (key petl_e3va_norms)
+        self.norms = self.attach_root(anatomy, 'norms', HighwayNorms(self._out_dims))
 
     # -- hooks: they run inside the no-grad host forward and re-enable autograd. Partials of
     # bound methods, not closures, so deep copies (EMA models) rebind them to the copy.
@@ -110,27 +138,20 @@ class E3VA(BasePETLMethod):
         self.state.stages[index] = (self.state.h, tuple(args[1]))
         self.state.h = None
 
-    # -- the wrapper's entry points ----------------------------------------------------------
-    def forward_context(self):
+    # -- the side network's entry points -----------------------------------------------------
+    def reset_capture(self) -> None:
         self.state.reset()
-        return torch.no_grad()
 
-    def transform_output(self, output: Any) -> Any:
-        fused = []
-        for feature, i in zip(output, self.out_indices):
+    def side_forward(self) -> List[Tensor]:
+        """Each output stage's highway through its norm, as ``(B, C, H, W)`` maps."""
+        maps = []
+        for i in self.out_indices:
             h, (H, W) = self.state.stages[i]
             h = self.norms[str(i)](h)
-            fused.append(feature + h.view(h.shape[0], H, W, -1).permute(0, 3, 1, 2))
-        self.state.reset()  # drop the graph references; backward keeps what it needs
+            maps.append(h.view(h.shape[0], H, W, -1).permute(0, 3, 1, 2))
+        return maps
+
+    def add_back(self, output: Any, side: Sequence[Tensor]) -> Any:
+        """``out_i + LN_i(h_i)`` for every output feature map."""
+        fused = [feature + h for feature, h in zip(output, side)]
         return type(output)(fused) if isinstance(output, (list, tuple)) else fused
-
-    def init_weights(self) -> None:
-        for injection in self.injected:
-            if isinstance(injection.module, Bottleneck):
-                injection.module.reset_parameters()
-                # random up-projection: the zero-initialised norms gate the output instead
-                nn.init.kaiming_uniform_(injection.module.up.weight, a=5 ** .5)
-        for norm in self.norms.values():
-            nn.init.zeros_(norm.weight)
-            nn.init.zeros_(norm.bias)
-

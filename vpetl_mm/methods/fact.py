@@ -1,11 +1,11 @@
 """FacT (Jie & Deng, AAAI 2023): the ViT's weight increments as one factorised tensor."""
 from functools import partial
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 
-from ..models.anatomy import Anatomy, BlockRef
+from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
 from .base import BasePETLMethod
 
@@ -116,19 +116,31 @@ class FacT(BasePETLMethod):
     SITES = _SITES
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer')  # one width for all
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         if self.mode not in ('tt', 'tk'):
             raise ValueError(f"FacT mode must be 'tt' or 'tk', got {self.mode!r}.")
+        self._chunks(anatomy)
 
-    def inject(self, anatomy: Anatomy) -> None:
+    @staticmethod
+    def _chunks(anatomy: Anatomy) -> int:
+        """fc1 / fc2 increments as ``D x D`` chunks (the MLP width over the token width)."""
         dim = anatomy.blocks[0].dim
         chunks, rest = divmod(anatomy.site(anatomy.blocks[0], 'fc1').out_features, dim)
         if rest:
             raise ValueError(f'FacT needs an MLP width that is a multiple of {dim}.')
-        shared = FacTShared(dim, self.rank, self.mode, len(anatomy.blocks), chunks)
-        self.attach(BlockRef(-1, '', anatomy.backbone, dim), 'shared', shared)
-        self._hosts: List[Dict[str, nn.Linear]] = []
+        return chunks
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.chunks = self._chunks(anatomy)
+
+    def inject(self, anatomy: Anatomy) -> None:
+        dim, chunks = anatomy.blocks[0].dim, self.chunks
+        # U and V belong to no block: every block's increments share them
+        shared = self.attach_root(anatomy, 'shared', FacTShared(
+            dim, self.rank, self.mode, len(anatomy.blocks), chunks), site='shared')
+        self._layers: List[Tuple[FacTBlock, Dict[str, nn.Linear]]] = []
         for block in anatomy.blocks:
             layer = FacTBlock(shared, block.index, self.rank, chunks, self.scale, self.dropout)
             self.attach(block, 'blocks', layer)
@@ -136,11 +148,11 @@ class FacT(BasePETLMethod):
             for site, host in hosts.items():
                 # a partial of a bound method: deep copies rebind it to the copied layer
                 self.hook(host, partial(layer.hook, site))
-            self._hosts.append(hosts)
+            self._layers.append((layer, hosts))
 
     def _fold(self, merge: bool) -> None:
-        for inj, hosts in zip(self.injected[1:], self._hosts):
-            layer: FacTBlock = inj.module
+        # every increment of a block folds into its own host layer; the saved weights unmerge
+        for layer, hosts in (self._layers if merge else reversed(self._layers)):
             if layer.merged == merge:
                 continue
             with torch.no_grad():

@@ -126,26 +126,24 @@ class GPS(BasePETLMethod):
         return [(path, m) for path, m in backbone.named_modules()
                 if isinstance(m, _LAYERS) and 'petl_' not in path]
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         narrow = min(m.weight[0].numel() for _, m in self.targets(anatomy.backbone))
         if not 1 <= self.k <= narrow:
             raise ValueError(f'GPS k={self.k} must be between 1 and the narrowest row '
                              f'({narrow} inputs).')
 
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.layers = self.targets(anatomy.backbone)
+
     def inject(self, anatomy: Anatomy) -> None:
-        self._bases: List[nn.Module] = []
-        self._paths: List[str] = []
-        for path, module in self.targets(anatomy.backbone):
-            delta = SparseDelta(module, self.k)
-            self.attach_near(anatomy, path, delta)
-            self.hook(module, delta.hook)
-            self._bases.append(module)
-            self._paths.append(path)
+        for path, module in self.layers:
+            delta = self.attach_near(anatomy, path, SparseDelta(module, self.k))
+            self.hook_fold(module, delta, delta.hook)
 
     def trainable_base_params(self, anatomy: Anatomy) -> Set[str]:
-        return {f'{path}.bias' for path, m in zip(self._paths, self._bases)
-                if m.bias is not None}
+        return {f'{path}.bias' for path, m in self.layers if m.bias is not None}
 
     @property
     def calibrated(self) -> bool:
@@ -154,7 +152,7 @@ class GPS(BasePETLMethod):
     @torch.enable_grad()  # also when called under no_grad (evaluation code)
     def calibrate(self, anatomy: Anatomy,
                   batches: Callable[[], Iterable[Tuple[torch.Tensor, torch.Tensor]]]) -> None:
-        weights = [base.weight for base in self._bases]
+        weights = [host.weight for _, host in self._folds]
         flags = [w.requires_grad for w in weights]
         scores = [torch.zeros_like(w) for w in weights]
         for inj in self.injected:
@@ -173,15 +171,9 @@ class GPS(BasePETLMethod):
         finally:
             for w, flag in zip(weights, flags):
                 w.requires_grad_(flag)
-        for inj, score in zip(self.injected, scores):
-            inj.module.columns.copy_(top_k_per_row(score.abs(), self.k))
-            inj.module.ready = True
-
-    def merge(self) -> None:
-        self.fold_layers(True)
-
-    def unmerge(self) -> None:
-        self.fold_layers(False)
+        for (delta, _), score in zip(self._folds, scores):
+            delta.columns.copy_(top_k_per_row(score.abs(), self.k))
+            delta.ready = True
 
 
 def _features(output) -> torch.Tensor:

@@ -9,18 +9,17 @@ its meta-register (bridged and normalised) with the bridged tokens' mean are the
 of the side block's cross-attention. The mean of the last stage's tokens is the side feature.
 """
 import math
-from functools import partial
-from typing import Any, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models.anatomy import Anatomy
-from ..models.tokens import TokenGrid
+from ..models.tokens import TokenGrid, insert_tokens, remove_tokens
 from ..registry import PETL_METHODS
-from .base import BasePETLMethod, Injection
-from .side import add_to_output, host_out_type
+from .layers import attention
+from .side import SideNetworkMethod
 
 Tensor = torch.Tensor
 
@@ -43,7 +42,7 @@ class SideEmbed(nn.Module):
         return self.norm(x.flatten(2).transpose(1, 2)), H, W
 
 
-class SideBlock(nn.Module):
+class CrossSideBlock(nn.Module):
     """HST's side block: cross-attention from the side tokens to the meta-register and global
     token, plus the bridged backbone tokens, plus an MLP (pre-norm, qkv biases)."""
 
@@ -58,14 +57,8 @@ class SideBlock(nn.Module):
         self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor, context: Tensor, feature: Tensor) -> Tensor:
-        B, N, C = x.shape
-
-        def split(t):  # (B, n, C) -> (B, heads, n, C / heads)
-            return t.view(B, t.shape[1], self.heads, -1).transpose(1, 2)
-
-        attn = F.scaled_dot_product_attention(split(self.q(self.norm1(x))),
-                                              split(self.k(context)), split(self.v(context)))
-        x = x + self.proj(attn.transpose(1, 2).reshape(B, N, C))
+        x = x + self.proj(attention(self.q(self.norm1(x)), self.k(context), self.v(context),
+                                    self.heads))
         x = x + feature
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
 
@@ -77,7 +70,8 @@ class SideStage(nn.Module):
                  mlp_ratio: float, first: bool) -> None:
         super().__init__()
         self.embed = SideEmbed(in_channels, channels, first)
-        self.blocks = nn.ModuleList(SideBlock(channels, heads, mlp_ratio) for _ in range(depth))
+        self.blocks = nn.ModuleList(CrossSideBlock(channels, heads, mlp_ratio)
+                                    for _ in range(depth))
         self.norm = nn.LayerNorm(channels)
         self.bridge = nn.Linear(dim, channels)
         self.meta_norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(depth))
@@ -146,7 +140,7 @@ class HierarchicalSideNetwork(nn.Module):
 
 
 @PETL_METHODS.register_module()
-class HST(BasePETLMethod):
+class HST(SideNetworkMethod):
     """Hierarchical side-tuning: meta-registers + bridges into a multi-scale side network.
 
     Follows HST's released classification code (``models/vit_hsn.py``): per block one meta
@@ -184,8 +178,8 @@ class HST(BasePETLMethod):
     TOKENS = ('sequence', )
     ZERO_INIT = False
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         dims, heads = tuple(self.dims), tuple(self.heads)
         if not dims or len(dims) != len(heads) or any(
                 h < 1 or d % h for d, h in zip(dims, heads)):
@@ -199,18 +193,12 @@ class HST(BasePETLMethod):
 
     def inject(self, anatomy: Anatomy) -> None:
         dim, depth = anatomy.blocks[0].dim, len(anatomy.blocks)
-        self.side = HierarchicalSideNetwork(dim, depth, self.meta, tuple(self.dims),
-                                            tuple(self.heads), self.mlp_ratio)
-        anatomy.backbone.add_module('petl_hst_side', self.side)
-        self.injected.append(Injection('', 'petl_hst_side', 'output', self.side))
+        self.side = self.attach_root(anatomy, 'side', HierarchicalSideNetwork(
+            dim, depth, self.meta, tuple(self.dims), tuple(self.heads), self.mlp_ratio))
         self.grid = TokenGrid(anatomy, self.hook)
         self.hook(anatomy.backbone, self._read_image, pre=True)
-        for block in anatomy.blocks:
-            self.hook(block.module, partial(self._insert, block.index), pre=True)
-            self.hook(block.module, partial(self._take_out, block.index))
-        self.prefix = anatomy.num_prefix_tokens()
-        self.out_type = host_out_type(anatomy)
-        self._reset()
+        self.hook_blocks(anatomy, self._insert, self._take_out)
+        self.reset_capture()
 
     def trainable_base_params(self, anatomy: Anatomy):
         if not self.tune_norms:
@@ -218,12 +206,12 @@ class HST(BasePETLMethod):
         return {f'{anatomy.site_path(b, s)}.{n}' for b in anatomy.blocks for s in self.SITES
                 for n, _ in anatomy.site(b, s).named_parameters()}
 
-    # -- hooks (bound-method partials, so deep copies rebind them) ---------------------------
-    def _reset(self) -> None:
+    # -- capture: hooks (bound-method partials, so deep copies rebind them) --------------------
+    def reset_capture(self) -> None:
         self.image, self.registers, self.maps = None, {}, {}
 
     def _read_image(self, module, args) -> None:
-        self._reset()
+        self.reset_capture()  # also for host runs outside PETLBackbone.forward (calibration)
         self.image = args[0]
         if not isinstance(self.image, Tensor) or self.image.dim() != 4:
             raise ValueError('HST runs its side network on the input images (B, 3, H, W); '
@@ -232,23 +220,19 @@ class HST(BasePETLMethod):
     def _insert(self, index: int, block, args):
         x, rest = args[0], args[1:]
         meta = self.side.meta[index].to(x.dtype).expand(x.shape[0], -1, -1)
-        return (torch.cat([meta, x], dim=1), *rest)
+        return (insert_tokens(x, meta, 0), *rest)
 
     def _take_out(self, index: int, block, args, output: Tensor) -> Tensor:
-        n = self.side.meta.shape[1]
-        self.registers[index], output = output[:, :n], output[:, n:]
+        self.registers[index], output = remove_tokens(output, 0, self.side.meta.shape[1])
         self.maps[index] = self.grid.split(output, index)[1]
         return output
 
-    def transform_output(self, output: Any) -> Any:
-        try:
-            depth = self.side.meta.shape[0]
-            if self.image is None or len(self.registers) < depth:
-                raise RuntimeError('HST read the outputs of only '
-                                   f'{len(self.registers)} of {depth} blocks: the host forward '
-                                   'did not run every block.')
-            feature = self.side(self.image, [self.registers[i] for i in range(depth)],
-                                [self.maps[i] for i in range(depth)])
-            return add_to_output(output, feature, self.prefix, self.out_type, self.name)
-        finally:
-            self._reset()
+    def side_forward(self) -> Tensor:
+        """The side feature ``(B, D)`` from the captured image, registers and patch maps."""
+        depth = self.side.meta.shape[0]
+        if self.image is None or len(self.registers) < depth:
+            raise RuntimeError('HST read the outputs of only '
+                               f'{len(self.registers)} of {depth} blocks: the host forward '
+                               'did not run every block.')
+        return self.side(self.image, [self.registers[i] for i in range(depth)],
+                         [self.maps[i] for i in range(depth)])

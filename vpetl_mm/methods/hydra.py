@@ -4,9 +4,8 @@ from typing import Tuple
 import torch
 import torch.nn as nn
 
-from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
-from .base import BasePETLMethod
+from .linear_fold import LinearFoldMethod
 
 _SITES = ('proj', 'fc2')
 
@@ -73,7 +72,7 @@ class HydraBranches(nn.Module):
 
 
 @PETL_METHODS.register_module()
-class Hydra(BasePETLMethod):
+class Hydra(LinearFoldMethod):
     """Parallel + sequential low-rank adapters on the attention projection and fc2, mergeable.
 
     As Hydra's ``hydra_both`` on VTAB-1k: rank 2, branches on ``proj`` and ``fc2``. Parameters
@@ -93,18 +92,7 @@ class Hydra(BasePETLMethod):
         >>> petl = dict(type='Hydra', rank=2, scale=0.1, dropout=0.2)
     """
     DEFAULTS = dict(rank=2, scale=1., dropout=0., targets=_SITES)
-    MERGEABLE = True
+    SITE_CHOICES = _SITES
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
-        self.targets = self.site_targets(anatomy, _SITES)
-
-    def inject(self, anatomy: Anatomy) -> None:
-        self.hook_linears(anatomy, self.targets,
-                          lambda base: HydraBranches(base, self.rank, self.scale, self.dropout))
-
-    def merge(self) -> None:
-        self.fold_layers(True)
-
-    def unmerge(self) -> None:
-        self.fold_layers(False)
+    def make_layer(self, host: nn.Linear, site: str) -> HydraBranches:
+        return HydraBranches(host, self.rank, self.scale, self.dropout)

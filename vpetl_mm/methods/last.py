@@ -8,16 +8,15 @@ of ``g`` blocks) feed a side network of low-rank self-attention (LSA) blocks,
 added per token to the host output, so at step 0 (zero-initialised up-projections) the output
 is the frozen backbone's.
 """
-from typing import Any, List
+from typing import List
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
-from .base import BasePETLMethod
-from .side import BlockTaps, add_to_output, host_out_type
+from .layers import attention
+from .side import SideNetworkMethod
 
 Tensor = torch.Tensor
 
@@ -48,11 +47,8 @@ class LowRankSelfAttention(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def branch(self, x: Tensor) -> Tensor:
-        B, N, _ = x.shape
-        h = self.down(self.norm(x))
-        q, k, v = self.qkv(h).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, -1)
-        return self.up(h)
+        q, k, v = self.qkv(self.down(self.norm(x))).chunk(3, dim=-1)
+        return self.up(attention(q, k, v, self.heads))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.branch(x)
@@ -79,7 +75,7 @@ class LSABlock(nn.Module):
 
 
 @PETL_METHODS.register_module()
-class LAST(BasePETLMethod):
+class LAST(SideNetworkMethod):
     """Low-rank attention side-tuning: LSA blocks read the frozen blocks' outputs.
 
     The backbone runs without autograd. Its ``N`` blocks form ``m = N / g`` groups; the side
@@ -111,8 +107,8 @@ class LAST(BasePETLMethod):
     DETACHES_BACKBONE = True
     ZERO_INIT = True
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         blocks = len(anatomy.blocks)
         if self.rank < 1 or self.heads < 1 or self.rank % self.heads:
             raise ValueError(f'LAST needs rank >= 1 divisible by heads, got rank={self.rank}, '
@@ -121,23 +117,19 @@ class LAST(BasePETLMethod):
             raise ValueError(f'LAST gap={self.gap} must divide the {blocks} blocks and '
                              f'depth={self.depth} be >= 1.')
 
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        # z_i is the output of block i * g - 1: F_i lives on that block
+        self.group_ends = anatomy.blocks[self.gap - 1::self.gap]
+
     def inject(self, anatomy: Anatomy) -> None:
         dim = anatomy.blocks[0].dim
-        # z_i is the output of block i * g - 1: F_i lives on that block
-        self.group_ends = [anatomy.blocks[i] for i in range(self.gap - 1, len(anatomy.blocks),
-                                                              self.gap)]
         self.side: List[LSABlock] = [
             self.attach(block, 'lsa', LSABlock(dim, self.rank, self.heads, self.depth))
             for block in self.group_ends]
-        self.taps = BlockTaps(anatomy, self.hook, detach=True)
-        self.prefix = anatomy.num_prefix_tokens()
-        self.out_type = host_out_type(anatomy)
+        self.tap_blocks(anatomy)
 
-    def forward_context(self):
-        self.taps.reset()
-        return torch.no_grad()
-
-    def correction(self) -> Tensor:
+    def side_forward(self) -> Tensor:
         """``u_m - sum_{i<=m} z_i``: the sum of every LSA branch, per token ``(B, L, D)``."""
         taps = self.taps
         taps.require(self.group_ends[-1].index + 1, self.name)
@@ -146,10 +138,3 @@ class LAST(BasePETLMethod):
             u, step = side(u + taps.outputs[block.index])
             total = total + step
         return total
-
-    def transform_output(self, output: Any) -> Any:
-        try:
-            return add_to_output(output, self.correction(), self.prefix, self.out_type,
-                                 self.name)
-        finally:
-            self.taps.reset()

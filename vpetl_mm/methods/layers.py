@@ -4,6 +4,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 _ACTS = dict(gelu=nn.GELU, relu=nn.ReLU, identity=nn.Identity, silu=nn.SiLU)
 
@@ -56,3 +57,33 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(x) if self.residual else self.branch(x)
+
+    # forward hooks on a host layer (bound methods: deep copies rebind them)
+    def sequential_hook(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        """The layer's output goes through the adapter (Houlsby's sequential placement)."""
+        return self(output)
+
+    def parallel_hook(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        """The branch reads the layer's input and is added to its output (parallel placement)."""
+        return output + self.branch(args[0])
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Multi-head softmax attention of ``q`` ``(B, N, C)`` over ``k`` / ``v`` ``(B, M, C)``.
+
+    The heads split the channels in order (``C / heads`` each), as a fused qkv's output does;
+    the result is ``(B, N, C)`` with the heads concatenated again. The side networks' blocks
+    (LST, LAST, HST) compute their attention with it.
+
+    Examples:
+        >>> x = torch.randn(2, 5, 8)
+        >>> attention(x, x, x, heads=2).shape
+        torch.Size([2, 5, 8])
+    """
+    B, N, C = q.shape
+
+    def split(t: torch.Tensor) -> torch.Tensor:  # (B, n, C) -> (B, heads, n, C / heads)
+        return t.view(B, t.shape[1], heads, -1).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(split(q), split(k), split(v))
+    return out.transpose(1, 2).reshape(B, N, C)

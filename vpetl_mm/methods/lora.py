@@ -109,14 +109,20 @@ class LoRA(BasePETLMethod):
     FAMILY_DEFAULTS = dict(dense=dict(rank=64, alpha=1.), video=dict(rank=16, alpha=16.))
     MERGEABLE = True
 
-    def check(self, anatomy: Anatomy) -> None:
-        self.plan = self._plan(self.targets)
-        anatomy.require_sites(self.plan, method=self.name)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
+        sites = self._slices(self.targets)
+        anatomy.require_sites(sites, method=self.name)
         if self.rank < 1:
             raise ValueError(f'LoRA rank must be >= 1, got {self.rank}.')
+        self.require_linears(anatomy, sites, bias=False)
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.slices = self._slices(self.targets)
 
     @staticmethod
-    def _plan(targets: Sequence[str]) -> Dict[str, Optional[List[int]]]:
+    def _slices(targets: Sequence[str]) -> Dict[str, Optional[List[int]]]:
         """site -> slice indices (None: the whole layer)."""
         plan: Dict[str, Optional[List[int]]] = {}
         for target in ([targets] if isinstance(targets, str) else targets):
@@ -134,22 +140,10 @@ class LoRA(BasePETLMethod):
         return plan
 
     def inject(self, anatomy: Anatomy) -> None:
-        self._bases: List[nn.Linear] = []
-        for block in anatomy.blocks:
-            for site, slices in self.plan.items():
-                base = anatomy.site(block, site)
-                if not isinstance(base, nn.Linear):
-                    raise ValueError(f'LoRA needs nn.Linear at {anatomy.site_path(block, site)}, '
-                                     f'found {type(base).__name__}.')
-                parts = 3 if slices is not None else 1
-                layer = LoRALinear(base, self.rank, self.alpha, self.dropout, parts,
-                                   sorted(slices) if slices is not None else (0,))
-                self.attach(block, site, layer)
-                self.hook(base, layer.hook)
-                self._bases.append(base)
+        self.hook_linears(anatomy, self.slices, self._layer)
 
-    def merge(self) -> None:
-        self.fold_layers(True)
-
-    def unmerge(self) -> None:
-        self.fold_layers(False)
+    def _layer(self, base: nn.Linear, site: str) -> LoRALinear:
+        slices = self.slices[site]
+        if slices is None:  # the whole layer
+            return LoRALinear(base, self.rank, self.alpha, self.dropout)
+        return LoRALinear(base, self.rank, self.alpha, self.dropout, 3, sorted(slices))

@@ -90,7 +90,8 @@ class LoRand(BasePETLMethod):
     DEFAULTS = dict(mid=64, branches=2, kernel=8, act='gelu', placements=('attn', 'mlp'))
     ZERO_INIT = False
 
-    def check(self, anatomy: Anatomy) -> None:
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         anatomy.require_sites(placement_sites(self.placements, self.name), method=self.name)
 
     def inject(self, anatomy: Anatomy) -> None:

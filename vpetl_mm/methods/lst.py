@@ -7,7 +7,7 @@ width ``d = D / r`` starts from a down-projection of the embedded tokens; before
 are pruned copies of the backbone's own blocks. The side stream's final norm and a
 zero-initialised up-projection ``d -> D`` give per-token features added to the host output.
 """
-from typing import Any, List
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
@@ -15,13 +15,13 @@ import torch.nn.functional as F
 
 from ..models.anatomy import Anatomy, BlockRef
 from ..registry import PETL_METHODS
-from .base import BasePETLMethod, Injection
-from .side import BlockTaps, add_to_output, host_out_type
+from .layers import attention
+from .side import SideNetworkMethod
 
 Tensor = torch.Tensor
 
 
-class SideBlock(nn.Module):
+class LadderBlock(nn.Module):
     """A pre-norm transformer block of width ``dim`` (a side layer; GELU MLP, no dropout).
 
     Args:
@@ -42,9 +42,8 @@ class SideBlock(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        B, N, C = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        x = x + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, C))
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        x = x + self.proj(attention(q, k, v, self.heads))
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
 
 
@@ -55,7 +54,14 @@ class LadderRung(nn.Module):
         super().__init__()
         self.down = nn.Linear(dim, width)
         self.alpha = nn.Parameter(torch.zeros(1))
-        self.block = SideBlock(width, heads, hidden, eps)
+        self.block = LadderBlock(width, heads, hidden, eps)
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default init of the layers (LST's), gate at ``mu = 0.5``."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.LayerNorm)):
+                module.reset_parameters()
+        nn.init.zeros_(self.alpha)
 
     def forward(self, h: Tensor, backbone: Tensor, temperature: float) -> Tensor:
         mu = torch.sigmoid(self.alpha / temperature)
@@ -70,6 +76,14 @@ class LadderEnds(nn.Module):
         self.down = nn.Linear(dim, width)
         self.norm = nn.LayerNorm(width, eps=eps)
         self.up = nn.Linear(width, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default init, except the up-projection: zero, so LST adds nothing."""
+        for module in (self.down, self.norm, self.up):
+            module.reset_parameters()
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
 
 
 def _weight(module: nn.Module, name: str, size: int, fill: float, like: Tensor) -> Tensor:
@@ -98,7 +112,7 @@ def _top(score: Tensor, k: int) -> Tensor:
 
 
 @torch.no_grad()
-def prune_block(side: SideBlock, anatomy: Anatomy, block: BlockRef, keep: Tensor,
+def prune_block(side: LadderBlock, anatomy: Anatomy, block: BlockRef, keep: Tensor,
                 host_heads: int) -> None:
     """Copy the L1-largest structure of a host block into ``side`` (LST's pruned init).
 
@@ -136,7 +150,7 @@ def prune_block(side: SideBlock, anatomy: Anatomy, block: BlockRef, keep: Tensor
 
 
 @PETL_METHODS.register_module()
-class LST(BasePETLMethod):
+class LST(SideNetworkMethod):
     """Ladder side-tuning: a pruned narrow side transformer fed by ladders from every block.
 
     The backbone runs without autograd (only the side network keeps activations for
@@ -179,8 +193,12 @@ class LST(BasePETLMethod):
     DETACHES_BACKBONE = True
     ZERO_INIT = True
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
+        self._widths(anatomy)
+
+    def _widths(self, anatomy: Anatomy) -> Tuple[int, int, int, int, int]:
+        """``(D, d, side heads, side MLP width, host heads)``, or ``ValueError``."""
         block = anatomy.blocks[0]
         D, hidden = block.dim, anatomy.site(block, 'fc1').out_features
         host_heads = getattr(anatomy.site(block, 'attn'), 'num_heads', None)
@@ -195,44 +213,30 @@ class LST(BasePETLMethod):
                              f'at most the host heads ({host_heads}).')
         if self.temperature <= 0:
             raise ValueError(f'LST temperature must be > 0, got {self.temperature}.')
-        self._shape = (D, D // r, heads, hidden // r, host_heads)
+        return D, D // r, heads, hidden // r, host_heads
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.anatomy = anatomy  # init_weights prunes from the host weights loaded by then
+        self._shape = self._widths(anatomy)
+        self._eps = getattr(anatomy.site(anatomy.blocks[0], 'norm1'), 'eps', 1e-6)
 
     def inject(self, anatomy: Anatomy) -> None:
-        D, width, heads, hidden, self._host_heads = self._shape
-        eps = getattr(anatomy.site(anatomy.blocks[0], 'norm1'), 'eps', 1e-6)
-        self.anatomy = anatomy
-        self.rungs: List[LadderRung] = []
-        for block in anatomy.blocks:
-            self.rungs.append(self.attach(block, 'ladder', LadderRung(D, width, heads, hidden,
-                                                                       eps)))
-        self.ends = LadderEnds(D, width, eps)
-        anatomy.backbone.add_module('petl_lst_ends', self.ends)  # not a block's: the stream's
-        self.injected.append(Injection('', 'petl_lst_ends', 'output', self.ends))
-        self.taps = BlockTaps(anatomy, self.hook, detach=True)
-        self.prefix = anatomy.num_prefix_tokens()
-        self.out_type = host_out_type(anatomy)
-        self.init_weights()
+        D, width, heads, hidden, _ = self._shape
+        self.rungs: List[LadderRung] = [
+            self.attach(block, 'ladder', LadderRung(D, width, heads, hidden, self._eps))
+            for block in anatomy.blocks]
+        # not a block's: the stream's ends (key petl_lst_ends)
+        self.ends = self.attach_root(anatomy, 'ends', LadderEnds(D, width, self._eps))
+        self.tap_blocks(anatomy)
 
     def init_weights(self) -> None:
         """Default init, zero up-projection, then the pruned copy of the (loaded) backbone."""
-        for module in self.ends.modules():
-            if isinstance(module, (nn.Linear, nn.LayerNorm)):
-                module.reset_parameters()
-        nn.init.zeros_(self.ends.up.weight)
-        nn.init.zeros_(self.ends.up.bias)
-        for rung in self.rungs:
-            for module in rung.modules():
-                if isinstance(module, (nn.Linear, nn.LayerNorm)):
-                    module.reset_parameters()
-            nn.init.zeros_(rung.alpha)
+        super().init_weights()
         if self.prune:
             keep = stream_channels(self.anatomy, self.ends.down.out_features)
             for rung, block in zip(self.rungs, self.anatomy.blocks):
-                prune_block(rung.block, self.anatomy, block, keep, self._host_heads)
-
-    def forward_context(self):
-        self.taps.reset()
-        return torch.no_grad()
+                prune_block(rung.block, self.anatomy, block, keep, self._shape[-1])
 
     def side_forward(self) -> Tensor:
         """The side stream's per-token output ``up(norm(h))`` ``(B, L, D)``."""
@@ -242,11 +246,3 @@ class LST(BasePETLMethod):
         for index, rung in enumerate(self.rungs):
             h = rung(h, taps.outputs[index], self.temperature)
         return self.ends.up(self.ends.norm(h))
-
-    def transform_output(self, output: Any) -> Any:
-        try:
-            return add_to_output(output, self.side_forward(), self.prefix, self.out_type,
-                                 self.name)
-        finally:
-            self.taps.reset()  # drop the references; backward keeps what it needs
-

@@ -111,8 +111,8 @@ class Mona(BasePETLMethod):
     SITES = ('norm2', )
     ZERO_INIT = False
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         bad = [p for p in self.placements if p not in _PLACEMENTS]
         if bad or not self.placements:
             raise ValueError(f'Mona placements {list(self.placements)} are invalid; use a '

@@ -18,14 +18,14 @@ its first ``active`` channels / ranks / prompts. A subnet is three lists of per-
 """
 import contextlib
 import random
-from functools import partial
-from typing import ContextManager, Dict, List, Optional, Sequence
+from typing import ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models.anatomy import Anatomy
+from ..models.tokens import insert_tokens, remove_tokens
 from ..registry import PETL_METHODS
 from .base import BasePETLMethod
 from .layers import Bottleneck
@@ -119,24 +119,23 @@ class LayerPrompts(nn.Module):
         x, rest = args[0], args[1:]
         n = self.active[index]
         if n:
-            tokens = self.blocks[str(index)]
-            prompts = tokens.dropout(tokens.prompts[0, :n]).to(x.dtype).expand(x.shape[0], -1, -1)
+            prompts = self.blocks[str(index)].batch(0, x, n)
         else:
             prompts = self._carry if index else None
         self._carry = None
         self._inserted[index] = 0 if prompts is None else prompts.shape[1]
         if prompts is None:
             return None
-        p = self.prefix
-        return (torch.cat((x[:, :p], prompts, x[:, p:]), dim=1), *rest)
+        return (insert_tokens(x, prompts, self.prefix), *rest)
 
     def strip(self, index: int, block: nn.Module, args, output: torch.Tensor):
-        n, p = self._inserted[index], self.prefix
+        n = self._inserted[index]
         if not n:
             return None
+        states, output = remove_tokens(output, self.prefix, n)
         # the last block drops its states (nothing to carry them into)
-        self._carry = output[:, p:p + n] if index + 1 < len(self.active) else None
-        return torch.cat((output[:, :p], output[:, p + n:]), dim=1)
+        self._carry = states if index + 1 < len(self.active) else None
+        return output
 
     def active_params(self) -> int:
         return sum(self.active[int(i)] * t.prompts.shape[-1] for i, t in self.blocks.items())
@@ -197,28 +196,38 @@ class NOAH(BasePETLMethod):
         self._sampled = False
 
     # -- construction ------------------------------------------------------------------------
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
-        layers = len(anatomy.blocks)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
+        self._resolve(len(anatomy.blocks))
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        # choices and depths resolved against the backbone: the search reads them
+        self.choices, self.depths, self.widths = self._resolve(len(anatomy.blocks))
+        self.num_layers = len(anatomy.blocks)
+
+    def _resolve(self, layers: int) -> Tuple[Dict[str, Tuple[int, ...]], List[int], Subnet]:
+        """``(choices, depths, built widths)`` on a backbone of ``layers`` blocks, checked."""
         if set(self.choices) != set(KINDS) or any(
                 not c or any(not isinstance(w, int) or w < 1 for w in c)
                 for c in self.choices.values()):
             raise ValueError(f'NOAH choices must give positive int widths for each of {KINDS}, '
                              f'got {self.choices!r}.')
-        self.choices = {k: tuple(sorted(set(self.choices[k]))) for k in KINDS}
-        if self.depths is None:
-            self.depths = sorted({-(-layers * q // 4) for q in (1, 2, 3, 4)})  # ceil(L q / 4)
-        if not self.depths or any(not 1 <= d <= layers for d in self.depths):
+        choices = {k: tuple(sorted(set(self.choices[k]))) for k in KINDS}
+        depths = self.depths
+        if depths is None:
+            depths = sorted({-(-layers * q // 4) for q in (1, 2, 3, 4)})  # ceil(L q / 4)
+        if not depths or any(not 1 <= d <= layers for d in depths):
             raise ValueError(f'NOAH depths must lie in 1..{layers} (the layer count), got '
-                             f'{self.depths!r}.')
+                             f'{depths!r}.')
         if self.supernet:
-            self.widths = {k: [max(self.choices[k])] * layers for k in KINDS}
+            widths = {k: [max(choices[k])] * layers for k in KINDS}
         else:
-            self.widths = {k: self._per_layer(k, getattr(self, k), layers) for k in KINDS}
-        if not any(any(w) for w in self.widths.values()):
+            widths = {k: self._per_layer(k, getattr(self, k), layers) for k in KINDS}
+        if not any(any(w) for w in widths.values()):
             raise ValueError('NOAH with every width 0 adds nothing; give some layer prompts, a '
                              'LoRA rank or an adapter width.')
-        self.num_layers = layers
+        return choices, depths, widths
 
     @staticmethod
     def _per_layer(kind: str, value, layers: int) -> List[int]:
@@ -249,9 +258,8 @@ class NOAH(BasePETLMethod):
             first = anatomy.blocks[0]
             self.prompts = self.attach(first, 'tokens', LayerPrompts(
                 self.widths['vpt'], first.dim, self.dropout, anatomy.num_prefix_tokens()))
-            for block in anatomy.blocks:  # every block: a layer may carry the previous prompts
-                self.hook(block.module, partial(self.prompts.insert, block.index), pre=True)
-                self.hook(block.module, partial(self.prompts.strip, block.index))
+            # every block: a layer may carry the previous prompts
+            self.hook_blocks(anatomy, self.prompts.insert, self.prompts.strip)
 
     # -- subnets -----------------------------------------------------------------------------
     def largest(self) -> Subnet:

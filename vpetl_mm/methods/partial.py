@@ -21,8 +21,8 @@ class Partial(BasePETLMethod):
     """
     DEFAULTS = dict(k=1)
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         if not 1 <= self.k <= len(anatomy.blocks):
             raise ValueError(f'Partial k={self.k} must be in [1, {len(anatomy.blocks)}] (the '
                              'backbone has that many blocks). Use Full to train all of them.')

@@ -105,25 +105,27 @@ class PrefixTuning(BasePETLMethod):
     def supports(cls, profile: str) -> bool:
         return bool(PROFILES[profile].kv_attention) if profile in PROFILES else False
 
-    def check(self, anatomy: Anatomy) -> None:
+    def validate(self, anatomy: Anatomy) -> None:
         if not anatomy.profile.kv_attention:
             raise ValueError(f'{self.name} is not supported on {anatomy.profile.name!r} '
                              'backbones: their profile names no attention patch that accepts '
                              'extra keys (kv_attention); profiles with one: '
                              f'{sorted(n for n, p in PROFILES.items() if p.kv_attention)}.')
-        super().check(anatomy)
+        super().validate(anatomy)
         if self.length < 1 or self.mid < 0:
             raise ValueError(f'{self.name} needs length >= 1 and mid >= 0, got '
                              f'length={self.length}, mid={self.mid}.')
+        for block in anatomy.blocks:
+            self.attention_heads(anatomy, block)
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.block_heads = [self.attention_heads(anatomy, block) for block in anatomy.blocks]
 
     def inject(self, anatomy: Anatomy) -> None:
         self._attns = []
-        for block in anatomy.blocks:
+        for block, heads in zip(anatomy.blocks, self.block_heads):
             attn = anatomy.site(block, 'attn')
-            heads = getattr(attn, 'num_heads', None)
-            if not heads or block.dim % heads:
-                raise ValueError(f'{self.name}: {anatomy.site_path(block, "attn")} has no usable '
-                                 f'num_heads ({heads}) for width {block.dim}.')
             prefix = PrefixKV(block.dim, heads, self.length, self.mid)
             self.attach(block, 'attn', prefix)
             apply_host_patch(attn, anatomy.profile.kv_attention)

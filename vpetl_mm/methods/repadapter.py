@@ -5,9 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
-from .base import BasePETLMethod
+from .linear_fold import LinearFoldMethod
 
 _SITES = ('qkv', 'fc1')
 
@@ -74,7 +73,7 @@ class RepAdapterLayer(nn.Module):
 
 
 @PETL_METHODS.register_module()
-class RepAdapter(BasePETLMethod):
+class RepAdapter(LinearFoldMethod):
     """Re-parameterisable linear adapters before the attention and (``repblock``) the MLP.
 
     Placed after norm1 (on the input of qkv) and after norm2 (on the input of fc1), as
@@ -95,22 +94,14 @@ class RepAdapter(BasePETLMethod):
         >>> petl = dict(type='RepAdapter', hidden=8, groups=2, scale=1.0)
     """
     DEFAULTS = dict(hidden=8, groups=2, scale=1., dropout=0.1, targets=_SITES)
-    MERGEABLE = True
     # VideoMAE's qkv has no bias (q / v biases are separate): the merge needs one
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer',
                 'mmpretrain.SwinTransformer', 'mmdet.SwinTransformer', 'mmseg.SwinTransformer',
                 'mmaction.SwinTransformer3D')
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
-        self.targets = self.site_targets(anatomy, _SITES)
+    SITE_CHOICES = _SITES
+    PRE_HOOK = True  # the adapter rewrites the host layer's input
 
-    def inject(self, anatomy: Anatomy) -> None:
-        self.hook_linears(anatomy, self.targets, lambda base: RepAdapterLayer(
-            base.in_features, self.hidden, self.groups, self.scale, self.dropout), pre=True)
-
-    def merge(self) -> None:
-        self.fold_layers(True)
-
-    def unmerge(self) -> None:
-        self.fold_layers(False)
+    def make_layer(self, host: nn.Linear, site: str) -> RepAdapterLayer:
+        return RepAdapterLayer(host.in_features, self.hidden, self.groups, self.scale,
+                               self.dropout)

@@ -6,7 +6,7 @@ then trains one ``K x K`` linear map on its ``K`` most salient channels,
 ``x[..., S] <- x[..., S] + W x[..., S] + b``, applied to the stream itself (so both the MLP
 branch and the residual see it).
 """
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Iterable, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -89,8 +89,8 @@ class SCT(BasePETLMethod):
     TOKENS = ('sequence', )
     SITES = ('norm2', )
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         widths = {b.dim for b in anatomy.blocks}
         if not 1 <= self.channels <= min(widths):
             raise ValueError(f'SCT channels={self.channels} must be between 1 and the token '
@@ -143,7 +143,3 @@ class SCT(BasePETLMethod):
             present = block_sums.abs().sum(dim=1) > 0
             top = channel_scores(block_sums, present).topk(self.channels).indices
             inj.module.select(top.sort().values.to(inj.module.index.device))
-        self.selection = {inj.name: inj.module.index.tolist() for inj in self.injected}
-
-    def calibration_state(self) -> Dict[str, torch.Tensor]:
-        return {inj.name: inj.module.index.clone() for inj in self.injected}

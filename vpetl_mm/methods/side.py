@@ -1,7 +1,9 @@
-"""Shared pieces of the side-network methods (LST, LAST, HST) on sequence backbones.
+"""Shared pieces of the side-network methods (LST, LAST, HST, E3VA).
 
-A side network reads what the frozen blocks compute and hands its result to the head. Two
-helpers cover what all of them need:
+A side network reads what the frozen blocks compute and hands its result to the head.
+:class:`SideNetworkMethod` is their base: the host's run (without autograd where the method
+``DETACHES_BACKBONE``), the capture of what the side network reads, and the add-back of its
+result. Two helpers cover the sequence backbones:
 
 * :class:`BlockTaps` records, during the host's forward, the input of the first block (the
   embedded tokens) and every block's output, detached or not, by forward (pre-)hooks;
@@ -10,12 +12,14 @@ helpers cover what all of them need:
   pooling (the CLS token, the mean of the patch tokens, the ``featmap`` grid or the raw tokens),
   and one vector per image ``(B, C)`` is added to every position.
 """
+import contextlib
 from functools import partial
-from typing import Any, Dict, Optional
+from typing import Any, ContextManager, Dict, Optional
 
 import torch
 
 from ..models.anatomy import Anatomy
+from .base import BasePETLMethod
 
 Tensor = torch.Tensor
 
@@ -114,3 +118,65 @@ def add_to_output(output: Any, side: Tensor, prefix: int, out_type: Optional[str
                              f'host output {tuple(last.shape)}.')
     feats[-1] = last + delta.to(last.dtype)
     return type(output)(feats) if isinstance(output, (tuple, list)) else feats[0]
+
+
+class SideNetworkMethod(BasePETLMethod):
+    """Base of the side-network methods: capture, side forward, add-back.
+
+    The host runs inside :meth:`forward_context`, without autograd when the method
+    ``DETACHES_BACKBONE``. The hooks :meth:`inject` wires capture what the side network reads
+    (:meth:`tap_blocks` records the embedded tokens and every block's output). After the host's
+    forward, :meth:`transform_output` runs :meth:`side_forward` on the captured tensors, adds
+    its result to the host output (:meth:`add_back`) and drops the captured references
+    (:meth:`reset_capture`); backward keeps what it needs. A subclass implements
+    :meth:`side_forward` and, if it captures other than with :meth:`tap_blocks`,
+    :meth:`reset_capture`.
+
+    :meth:`plan` records the host's output layout for :func:`add_to_output`: ``self.prefix``
+    (leading non-patch tokens) and ``self.out_type``.
+
+    Examples:
+        >>> class MeanSide(SideNetworkMethod):  # adds a linear map of the mean block output
+        ...     def inject(self, anatomy):
+        ...         self.tap_blocks(anatomy)
+        ...         dim = anatomy.blocks[0].dim
+        ...         self.head = self.attach_root(anatomy, 'head', nn.Linear(dim, dim))
+        ...
+        ...     def side_forward(self):
+        ...         return self.head(torch.stack(list(self.taps.outputs.values())).mean(0))
+    """
+    taps: Optional[BlockTaps] = None
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.prefix = anatomy.num_prefix_tokens()
+        self.out_type = host_out_type(anatomy)
+
+    def tap_blocks(self, anatomy: Anatomy) -> BlockTaps:
+        """Record the first block's input and every block's output on ``self.taps``
+        (detached when the method ``DETACHES_BACKBONE``)."""
+        self.taps = BlockTaps(anatomy, self.hook, detach=self.DETACHES_BACKBONE)
+        return self.taps
+
+    def reset_capture(self) -> None:
+        """Drop what the last forward captured (default: ``self.taps``)."""
+        if self.taps is not None:
+            self.taps.reset()
+
+    def side_forward(self) -> Any:
+        """The side network's result from the captured tensors (:meth:`add_back`'s input)."""
+        raise NotImplementedError(f'{self.name} must implement side_forward().')
+
+    def add_back(self, output: Any, side: Any) -> Any:
+        """Add the side result to the host output; default :func:`add_to_output`."""
+        return add_to_output(output, side, self.prefix, self.out_type, self.name)
+
+    def forward_context(self) -> ContextManager:
+        self.reset_capture()
+        return torch.no_grad() if self.DETACHES_BACKBONE else contextlib.nullcontext()
+
+    def transform_output(self, output: Any) -> Any:
+        try:
+            return self.add_back(output, self.side_forward())
+        finally:
+            self.reset_capture()  # drop the references; backward keeps what it needs

@@ -223,15 +223,13 @@ class SNF(BasePETLMethod):
     # the paper and its release define SNF on plain ViTs (timm, CLIP, EVA); no Swin setting
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer')
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
-        shortcuts = (self.shortcuts, ) if isinstance(self.shortcuts, str) \
-            else tuple(self.shortcuts)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
+        shortcuts = self._shortcut_names()
         if not shortcuts or len(set(shortcuts)) != len(shortcuts) or \
                 any(s not in SHORTCUTS for s in shortcuts):
             raise ValueError(f'SNF shortcuts={self.shortcuts!r}: name each of {SHORTCUTS} at '
                              "most once, e.g. shortcuts=('attn', 'mlp').")
-        self._shortcuts = shortcuts
         if isinstance(self.flow_length, bool) or not isinstance(self.flow_length, int) or \
                 self.flow_length < 0:
             raise ValueError(f'SNF flow_length={self.flow_length!r}: use an int >= 0 '
@@ -239,6 +237,13 @@ class SNF(BasePETLMethod):
         if self.scale_init < 0:
             raise ValueError(f'SNF scale_init={self.scale_init!r} must be >= 0 (the half-width '
                              'of the uniform init of the planar scales).')
+
+    def _shortcut_names(self) -> Tuple[str, ...]:
+        return (self.shortcuts, ) if isinstance(self.shortcuts, str) else tuple(self.shortcuts)
+
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self._shortcuts = self._shortcut_names()
 
     def inject(self, anatomy: Anatomy) -> None:
         for block in anatomy.blocks:

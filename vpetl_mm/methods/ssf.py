@@ -137,16 +137,12 @@ class SSF(BasePETLMethod):
                 found.append((path, module))
         return found
 
+    def plan(self, anatomy: Anatomy) -> None:
+        super().plan(anatomy)
+        self.layers = self.targets(anatomy.backbone)
+
     def inject(self, anatomy: Anatomy) -> None:
-        self._bases: List[nn.Module] = []
-        for path, module in self.targets(anatomy.backbone):
-            layer = ScaleShift(*_channels(module))
-            self.attach_near(anatomy, path, layer)
-            self.hook(module, layer.norm_hook if isinstance(module, _NORMS) else layer.hook)
-            self._bases.append(module)
-
-    def merge(self) -> None:
-        self.fold_layers(True)
-
-    def unmerge(self) -> None:
-        self.fold_layers(False)
+        for path, module in self.layers:
+            layer = self.attach_near(anatomy, path, ScaleShift(*_channels(module)))
+            self.hook_fold(module, layer,
+                           layer.norm_hook if isinstance(module, _NORMS) else layer.hook)

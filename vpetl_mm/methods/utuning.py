@@ -82,12 +82,6 @@ class ParallelPrefix(nn.Module):
         return output + self(args[0])
 
 
-class _ParallelAdapter(Bottleneck):
-    def add(self, module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
-        """Forward hook on the FFN: ``FFN(x) + U_ffn(x)``."""
-        return output + self.branch(args[0])
-
-
 @PETL_METHODS.register_module()
 class UTuning(BasePETLMethod):
     """A parallel prefix beside every attention and a parallel adapter beside every FFN.
@@ -107,25 +101,25 @@ class UTuning(BasePETLMethod):
     DEFAULTS = dict(length=11, bottleneck=8, scale=1., dropout=0.)
     SITES = ('attn', 'qkv', 'proj', 'mlp')
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         if self.length < 0 or self.bottleneck < 0 or self.length + self.bottleneck == 0:
             raise ValueError(f'{self.name} needs length >= 0 and bottleneck >= 0, not both 0; '
                              f'got length={self.length}, bottleneck={self.bottleneck}.')
+        if self.length:
+            for block in anatomy.blocks:
+                self.attention_heads(anatomy, block)
 
     def inject(self, anatomy: Anatomy) -> None:
         for block in anatomy.blocks:
             if self.length:
                 attn = anatomy.site(block, 'attn')
-                heads = getattr(attn, 'num_heads', None) or getattr(
-                    getattr(attn, 'w_msa', None), 'num_heads', None)
-                if not heads or block.dim % heads:
-                    raise ValueError(f'{self.name}: {anatomy.site_path(block, "attn")} has no '
-                                     f'usable num_heads ({heads}) for width {block.dim}.')
-                prefix = ParallelPrefix(block.dim, heads, self.length)
+                prefix = ParallelPrefix(block.dim, self.attention_heads(anatomy, block),
+                                        self.length)
                 prefix.bind(anatomy.site(block, 'qkv'), anatomy.site(block, 'proj'), attn)
                 self.hook(attn, self.attach(block, 'attn', prefix).add)
             if self.bottleneck:
-                adapter = _ParallelAdapter(block.dim, self.bottleneck, 'relu', self.dropout,
-                                           self.scale, residual=False)
-                self.hook(anatomy.site(block, 'mlp'), self.attach(block, 'mlp', adapter).add)
+                adapter = Bottleneck(block.dim, self.bottleneck, 'relu', self.dropout,
+                                     self.scale, residual=False)
+                self.hook(anatomy.site(block, 'mlp'),
+                          self.attach(block, 'mlp', adapter).parallel_hook)

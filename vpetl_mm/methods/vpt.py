@@ -9,13 +9,13 @@ prompts' hidden states from one block to the next (the same arithmetic as leavin
 sequence); VPT-deep discards them and inserts the next layer's prompts.
 """
 import math
-from functools import partial
 from typing import Optional
 
 import torch
 import torch.nn as nn
 
 from ..models.anatomy import Anatomy
+from ..models.tokens import insert_tokens, remove_tokens
 from ..registry import PETL_METHODS
 from .base import BasePETLMethod
 
@@ -44,23 +44,28 @@ class PromptTokens(nn.Module):
         bound = math.sqrt(6. / self.prompts.shape[-1])
         nn.init.uniform_(self.prompts, -bound, bound)
 
+    def batch(self, layer: int, like: torch.Tensor, count: Optional[int] = None) -> torch.Tensor:
+        """The first ``count`` (default all) prompts of ``layer``, dropped out, as ``(B, P, D)``
+        in the dtype of the tokens ``like``."""
+        prompts = self.prompts[layer] if count is None else self.prompts[layer, :count]
+        return self.dropout(prompts).to(like.dtype).expand(like.shape[0], -1, -1)
+
     def insert(self, index: int, block: nn.Module, args):
         x, rest = args[0], args[1:]
         if index < self.prompts.shape[0]:  # a layer with its own prompts
-            prompts = self.dropout(self.prompts[index]).to(x.dtype).expand(x.shape[0], -1, -1)
+            prompts = self.batch(index, x)
         else:
             prompts, self._carry = self._carry, None
             if prompts is None:
                 raise RuntimeError('VPT found no prompt states to carry into block '
                                    f'{index}: the blocks ran out of order or the first one '
                                    'was skipped.')
-        p = self.prefix
-        return (torch.cat((x[:, :p], prompts, x[:, p:]), dim=1), *rest)
+        return (insert_tokens(x, prompts, self.prefix), *rest)
 
     def strip(self, index: int, block: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
-        p, n = self.prefix, self.prompts.shape[1]
-        self._carry = output[:, p:p + n] if self.prompts.shape[0] == 1 else None
-        return torch.cat((output[:, :p], output[:, p + n:]), dim=1)
+        states, output = remove_tokens(output, self.prefix, self.prompts.shape[1])
+        self._carry = states if self.prompts.shape[0] == 1 else None
+        return output
 
 
 @PETL_METHODS.register_module()
@@ -91,8 +96,8 @@ class VPT(BasePETLMethod):
 
     TOKENS = ('sequence', )  # prompts join a token sequence
 
-    def check(self, anatomy: Anatomy) -> None:
-        super().check(anatomy)
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
         if self.length < 1 or not 0 <= self.dropout < 1:
             raise ValueError(f'{self.name} needs length >= 1 and 0 <= dropout < 1, got '
                              f'length={self.length}, dropout={self.dropout}.')
@@ -102,6 +107,4 @@ class VPT(BasePETLMethod):
         tokens = PromptTokens(len(anatomy.blocks) if self.deep else 1, self.length, first.dim,
                               self.dropout, anatomy.num_prefix_tokens())
         self.attach(first, 'tokens', tokens)
-        for block in anatomy.blocks:
-            self.hook(block.module, partial(tokens.insert, block.index), pre=True)
-            self.hook(block.module, partial(tokens.strip, block.index))
+        self.hook_blocks(anatomy, tokens.insert, tokens.strip)

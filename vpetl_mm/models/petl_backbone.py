@@ -56,9 +56,11 @@ class PETLBackbone(BaseModule):
         self.profile = find_profile(inner, profile)
         self.anatomy = Anatomy(inner, self.profile)
         self.methods = self._build_methods(petl)
-        for method in self.methods:
-            method.check(self.anatomy)
+        for method in self.methods:  # the lifecycle: vpetl_mm/methods/base.py
+            method.validate(self.anatomy)
         self._check_host_options()
+        for method in self.methods:
+            method.plan(self.anatomy)
         for method in self.methods:
             method.inject(self.anatomy)
         self.trainable_names = self._resolve_trainable(trainable)

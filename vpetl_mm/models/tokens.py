@@ -1,8 +1,13 @@
-"""A spatial view of the tokens inside blocks, for methods that convolve them (Mona).
+"""Token-layout helpers: a spatial view of the tokens inside blocks, and extra tokens in a
+sequence.
 
-Each profile's token layout (:mod:`vpetl_mm.models.profiles`) stores the spatial shape in a
-different place, so :class:`TokenGrid` tracks it with hooks and converts tokens to 2-D maps and
-back:
+:func:`insert_tokens` / :func:`remove_tokens` put extra tokens (VPT's and NOAH's prompts, HST's
+meta tokens) into a block's ``(B, L, C)`` input and take them out of its output, so the host's
+own code between blocks never sees them.
+
+:class:`TokenGrid` is for methods that convolve the tokens (Mona, HST). Each profile's token
+layout (:mod:`vpetl_mm.models.profiles`) stores the spatial shape in a different place, so
+:class:`TokenGrid` tracks it with hooks and converts tokens to 2-D maps and back:
 
 * ``'windowed'`` (2-D Swin): tokens ``(B, H*W, C)``; ``(H, W)`` is the ``hw_shape`` argument of
   each block call (it changes per stage), captured by a forward pre-hook on every block.
@@ -21,6 +26,30 @@ import torch
 from .anatomy import Anatomy
 
 Tensor = torch.Tensor
+
+
+def insert_tokens(x: Tensor, tokens: Tensor, at: int) -> Tensor:
+    """``x`` ``(B, L, C)`` with ``tokens`` ``(B, n, C)`` inserted before position ``at``.
+
+    Examples:
+        >>> x, prompts = torch.zeros(2, 5, 8), torch.ones(2, 3, 8)
+        >>> insert_tokens(x, prompts, at=1)[0, :, 0]  # after the CLS token
+        tensor([0., 1., 1., 1., 0., 0., 0., 0.])
+    """
+    return torch.cat((x[:, :at], tokens, x[:, at:]), dim=1)
+
+
+def remove_tokens(x: Tensor, at: int, count: int) -> Tuple[Tensor, Tensor]:
+    """The inverse of :func:`insert_tokens`: ``(the count tokens from at, x without them)``.
+
+    The remaining sequence is a new contiguous tensor (host code may ``view`` it).
+
+    Examples:
+        >>> taken, rest = remove_tokens(torch.arange(8.).view(1, 8, 1), at=1, count=3)
+        >>> taken.flatten().tolist(), rest.flatten().tolist()
+        ([1.0, 2.0, 3.0], [0.0, 4.0, 5.0, 6.0, 7.0])
+    """
+    return x[:, at:at + count], torch.cat((x[:, :at], x[:, at + count:]), dim=1)
 
 
 class TokenGrid:
