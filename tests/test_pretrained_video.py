@@ -21,8 +21,8 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 from conftest import build_host, build_petl, captured, run
 from tiny_backbones import TINY_BACKBONES
 from vpetl_mm.compat.video_weights import (ADAPTFORMER, FINETUNE, MMACTION, PRETRAIN,
-                                           PretrainedLoadFromHook, convert_videomae,
-                                           detect_videomae_layout, summarise)
+                                           convert_videomae, detect_videomae_layout, summarise)
+from vpetl_mm.hooks import PretrainedLoadFromHook
 
 VIT = next(t for t in TINY_BACKBONES if t.profile == 'mmaction.VisionTransformer')
 SWIN = next(t for t in TINY_BACKBONES if t.profile == 'mmaction.SwinTransformer3D')

@@ -21,9 +21,10 @@ import torch
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from vpetl_mm.apis import add_common_args, build_runner, load_config  # noqa: E402
-from vpetl_mm.apis.protocol import MetricRecorderHook, run_protocol, run_seeds  # noqa: E402
+from vpetl_mm.apis.protocol import run_protocol, run_seeds  # noqa: E402
 from vpetl_mm.benchmark.record import (build_record, derive_labels, failed_record,  # noqa
                                        now, parse_labels, write_record)
+from vpetl_mm.hooks import MetricRecorderHook  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

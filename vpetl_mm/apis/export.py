@@ -18,22 +18,23 @@ Examples:
 import json
 import os
 import os.path as osp
-import pickle
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config
 
-from ..compat import decode_checkpoint, encode_checkpoint
+from ..compat import encode_checkpoint
+from ..compat.keys import preview
 from ..methods.base import BasePETLMethod
-from ..utils import find_petl_backbone
+from ..utils import find_petl_backbone, merge_and_unload
 from ..version import __version__
 from .export_config import _get, _has_pretrained, find_petl_path, stock_config  # noqa: F401
+from .petl_checkpoint import load_petl_checkpoint, module_prefix, read_checkpoint  # noqa: F401
 from .stock_check import build_model, compare, model_outputs
 
 _STOCK_CHECK = osp.join(osp.dirname(osp.abspath(__file__)), 'stock_check.py')
@@ -59,110 +60,17 @@ class ExportResult:
     info: Dict[str, Any] = field(default_factory=dict)
 
 
-# -- config ------------------------------------------------------------------------------------
-def _module_prefix(model: torch.nn.Module, target: torch.nn.Module) -> str:
-    for name, module in model.named_modules():
-        if module is target:
-            return f'{name}.' if name else ''
-    raise ValueError('module not found in the model')
-
-
-def _preview(keys: Set[str], limit: int = 6) -> str:
-    keys = sorted(keys)
-    return ', '.join(keys[:limit]) + (f' ... (+{len(keys) - limit} more)' if len(keys) > limit
-                                      else '')
-
-
-def read_checkpoint(path: str) -> dict:
-    """``torch.load(weights_only=True)`` + vpetl_mm's meta decoding; clear errors."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint {path!r} does not exist. Pass the .pth file a run '
-                                'wrote (e.g. work_dirs/<config>/epoch_100.pth).')
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f'{path!r} does not load with torch.load(weights_only=True): it holds non-tensor '
-            f'objects ({str(err).splitlines()[0]}). vpetl_mm never turns this safety off; '
-            'checkpoints written by tools/train.py (PETLCheckpointHook) load weights-only. '
-            "Re-save this one as {'state_dict': model.state_dict()}.") from err
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, not a checkpoint dict.')
-    return decode_checkpoint(checkpoint)
-
-
-def load_petl_checkpoint(model: torch.nn.Module, path: str,
-                         checkpoint: Optional[dict] = None) -> Dict[str, Any]:
-    """Load a full or adapter-only checkpoint into a built PETL model, strictly checked.
-
-    As ``tools/test.py`` (``PETLCheckpointHook``): an adapter-only checkpoint lacks the frozen
-    backbone weights, so the model's ``init_weights()`` (the host's pretrained ``init_cfg``)
-    runs first. mm loading is non-strict; here every key must match: a checkpoint that misses
-    anything but the frozen weights of an adapter-only file, or holds keys the model does not
-    have, or a tensor of another shape, raises ``ValueError`` with the report.
-
-    Args:
-        model: The model built from the checkpoint's config.
-        path: The checkpoint file.
-        checkpoint: Its content if :func:`read_checkpoint` read it already.
-
-    Returns:
-        The load report: ``adapter_only``, ``loaded``, ``restored_from_init`` (key counts) and
-        the checkpoint's decoded ``meta``.
-    """
-    if checkpoint is None:
-        checkpoint = read_checkpoint(path)
-    state = checkpoint.get('state_dict', checkpoint)
-    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f'{path!r} has no state_dict of tensors (keys: '
-                         f'{_preview(set(map(str, checkpoint)))}).')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    wrapper = find_petl_backbone(model)
-    inner = _module_prefix(model, wrapper)  # state_dict() names drop the wrapper's own level
-    meta = checkpoint.get('meta') or {}
-    adapter_only = bool((meta.get('petl') or {}).get('adapter_only'))
-    if adapter_only:
-        model.init_weights()
-        if not wrapper.load_reporter.loads_seen:
-            raise ValueError(
-                f'{path!r} is adapter-only (the frozen backbone weights were left out), but the '
-                "config's host backbone has no Pretrained init_cfg to restore them: set "
-                "model...backbone.init_cfg=dict(type='Pretrained', checkpoint=<pretrained "
-                'file>) as in training, or export a full checkpoint.')
-    expected = model.state_dict()
-    shapes = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}'
-              for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    if shapes:
-        raise ValueError(f'{path!r} does not fit this config: {len(shapes)} tensor(s) have '
-                         f'another shape, e.g. {shapes[:3]}. Was it trained with another '
-                         'config (method options, number of classes)?')
-    result = model.load_state_dict(state, strict=False)
-    inner_level = f'{inner}backbone.'
-
-    def outer(key: str) -> str:
-        return inner + key[len(inner_level):] if key.startswith(inner_level) else key
-
-    missing = {outer(k) for k in result.missing_keys}
-    unexpected = {outer(k) for k in result.unexpected_keys}
-    frozen = {inner + n for n in wrapper.frozen_param_names()} if adapter_only else set()
-    bad = missing - frozen
-    if bad or unexpected:
-        raise ValueError(
-            f'{path!r} does not match the model built from the config: loaded '
-            f'{len(state) - len(unexpected)} of {len(state)} tensors; missing {len(bad)} '
-            f'({_preview(bad)}); unexpected {len(unexpected)} ({_preview(unexpected)}). '
-            'Export needs the checkpoint of this exact config (same method and options).')
-    pending = wrapper.uncalibrated()
-    if pending:
-        raise ValueError(f'{pending} selections are not in {path!r}: the checkpoint was not '
-                         'trained with PETLCalibrationHook.')
-    return dict(adapter_only=adapter_only, loaded=len(state),
-                restored_from_init=len(missing & frozen), meta=meta)
-
-
 # -- export --------------------------------------------------------------------------------------
 def folding_plan(wrapper) -> List[Dict[str, Any]]:
-    """Per method: whether it folds into the host weights, and why not."""
+    """Per method, for the manifest: whether it folds into the host weights, and why (not).
+
+    Whether the export merges is :meth:`~vpetl_mm.models.PETLBackbone.unfoldable`'s call (the
+    same ``folds_into_host()`` of each method); this only explains it.
+
+    Examples:
+        >>> [p['why'] for p in folding_plan(model.backbone)]  # petl=dict(type='LoRA')
+        ['merged into the host weights']
+    """
     plan = []
     for method in wrapper.methods:
         folds = method.folds_into_host()
@@ -233,6 +141,117 @@ def _frozen_match_init(cfg: Config, state: Dict[str, torch.Tensor], frozen: Set[
     return all(k in reference and torch.equal(reference[k], state[k]) for k in frozen)
 
 
+def _export_config(config: str, cfg_options: Optional[dict]) -> Tuple[Config, Tuple]:
+    """The training config (overrides merged) and the key path of its one PETLBackbone."""
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'Config {config!r} does not exist.')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    paths = find_petl_path(cfg.get('model'))
+    if not paths:
+        raise ValueError(f'{config!r} has no vpetl_mm.PETLBackbone in `model`: there is no PETL '
+                         'method to merge or export. A stock config\'s checkpoints are stock '
+                         'already.')
+    if len(paths) > 1:
+        raise ValueError(f'{config!r} has {len(paths)} PETLBackbones ({paths}); export handles '
+                         'one.')
+    return cfg, paths[0]
+
+
+def _export_merged(cfg: Config, petl_path: Tuple, model: torch.nn.Module,
+                   ctx: Dict[str, Any]) -> Dict[str, Any]:
+    """Fold the methods into the host, write the stock checkpoint and config; manifest part."""
+    files, meta = ctx['files'], ctx['meta']
+    # The stock model's state: the methods folded, every PETL module and the wrapper gone.
+    state = {k: v.detach().clone() for k, v in merge_and_unload(model).state_dict().items()}
+    stock_cfg, notes = stock_config(cfg, petl_path)
+    stock = build_model(stock_cfg)
+    keys = set(stock.state_dict())
+    if keys != set(state):
+        raise RuntimeError(f'Merged keys differ from the stock model\'s: extra '
+                           f'{preview(set(state) - keys)}; missing '
+                           f'{preview(keys - set(state))}.')
+    stock.load_state_dict(state, strict=True)
+    torch.save(dict(state_dict=state, meta=dict(meta, merged=True)), files['pth'])
+    _write_config(stock_cfg, files['py'], (
+        f'Stock model config exported by vpetl_mm tools/export.py from {ctx["config"]}',
+        f'({", ".join(meta["methods"])} merged into the backbone). It needs no vpetl_mm;',
+        f'load it with {osp.basename(files["pth"])}.'))
+    info = dict(mode='merged', stock_config_changes=notes, tensors=len(state),
+                usage=('Stock OpenMMLab model, no vpetl_mm: build it from the config and '
+                       'load the checkpoint (e.g. the toolbox\'s tools/test.py '
+                       f'{files["py"]} {files["pth"]}).'))
+    if ctx['stock_check']:
+        info['stock_check'] = _run_stock_check(files['py'], files['pth'], ctx['inputs'],
+                                               ctx['reference'])
+    elif ctx['reference'] is not None:
+        info['max_abs_diff'] = compare(ctx['reference'], model_outputs(stock, ctx['inputs']))
+    return info
+
+
+def _restorable(cfg: Config, petl_path: Tuple, state: Dict[str, torch.Tensor],
+                frozen: Set[str], adapter_only: bool) -> Tuple[bool, str]:
+    """Whether the config's Pretrained init restores the frozen tensors, and why (not)."""
+    host = _get(cfg.model, petl_path)['backbone']
+    if adapter_only:
+        return True, 'the source checkpoint was adapter-only'
+    if not _has_pretrained(host.get('init_cfg')):
+        return False, ('the host backbone has no Pretrained init_cfg that restores the frozen '
+                       'weights')
+    if _frozen_match_init(cfg, state, frozen):
+        return True, 'the frozen weights equal the pretrained init_cfg file'
+    return False, 'the frozen weights of the checkpoint differ from the pretrained init_cfg file'
+
+
+def _export_petl(cfg: Config, petl_path: Tuple, model: torch.nn.Module, wrapper,
+                 ctx: Dict[str, Any]) -> Dict[str, Any]:
+    """Write the adapter-only (or full) checkpoint and the vpetl_mm config; manifest part."""
+    files, meta = ctx['files'], ctx['meta']
+    state = model.state_dict()
+    frozen = {module_prefix(model, wrapper) + n for n in wrapper.frozen_param_names()}
+    restorable, why = _restorable(cfg, petl_path, state, frozen, ctx['adapter_only'])
+    mode = 'adapter_only' if restorable else 'full'
+    kept = {k: v for k, v in state.items() if not (restorable and k in frozen)}
+    petl_meta = dict(adapter_only=restorable, dropped_frozen=len(state) - len(kept),
+                     methods=meta['methods'], profile=wrapper.profile.name)
+    torch.save(encode_checkpoint(dict(state_dict=kept, meta=dict(meta, petl=petl_meta))),
+               files['pth'])
+    _write_config(cfg, files['py'], (
+        f'vpetl_mm config exported by tools/export.py from {ctx["config"]}: rebuild the PETL '
+        'model',
+        f'with vpetl_mm and load {osp.basename(files["pth"])} ({mode}).'))
+    reasons = [f'{p["method"]}: {p["why"]}' for p in ctx['plan'] if not p['folds_into_host']]
+    info = dict(mode=mode, tensors=len(kept), frozen_left_out=len(state) - len(kept),
+                why_not_merged=reasons or ['merging was turned off (--no-merge)'],
+                why_this_form=why,
+                usage=('Rebuild with vpetl_mm: tools/test.py '
+                       f'{files["py"]} {files["pth"]}' + (
+                           ' (the frozen weights come from the backbone\'s Pretrained '
+                           'init_cfg, which must be available)' if restorable else '')))
+    if ctx['reference'] is not None:
+        rebuilt = build_model(Config.fromfile(files['py']))
+        load_petl_checkpoint(rebuilt, files['pth'])
+        info['max_abs_diff'] = compare(ctx['reference'], model_outputs(rebuilt, ctx['inputs']))
+    return info
+
+
+def _manifest(config: str, checkpoint: str, wrapper, plan: List[Dict[str, Any]],
+              load: Dict[str, Any], files: Dict[str, str]) -> Tuple[dict, Dict[str, Any]]:
+    """The checkpoint's ``meta`` and the manifest's common part (methods, source, files)."""
+    meta = dict(exported_by=f'vpetl_mm {__version__} tools/export.py',
+                source_config=osp.abspath(config), source_checkpoint=osp.abspath(checkpoint),
+                methods=[p['config'] for p in plan], profile=wrapper.profile.name)
+    if load['meta'].get('dataset_meta'):
+        meta['dataset_meta'] = _plain(load['meta']['dataset_meta'])
+    info: Dict[str, Any] = dict(methods=plan, profile=wrapper.profile.name,
+                                source=dict(config=meta['source_config'],
+                                            checkpoint=meta['source_checkpoint'],
+                                            adapter_only=load['adapter_only']),
+                                files=dict(checkpoint=files['pth'], config=files['py']))
+    return meta, info
+
+
 def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str] = None,
                  cfg_options: Optional[dict] = None, merge: bool = True,
                  verify_shape: Optional[Sequence[int]] = None,
@@ -255,20 +274,13 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
 
     Returns:
         :class:`ExportResult`.
+
+    Examples:
+        >>> export_model('configs/lora/vit-b_vtab-cifar100.py', 'work/epoch_100.pth',
+        ...              'exported/', verify_shape=(1, 3, 224, 224)).mode
+        'merged'
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'Config {config!r} does not exist.')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    paths = find_petl_path(cfg.get('model'))
-    if not paths:
-        raise ValueError(f'{config!r} has no vpetl_mm.PETLBackbone in `model`: there is no PETL '
-                         'method to merge or export. A stock config\'s checkpoints are stock '
-                         'already.')
-    if len(paths) > 1:
-        raise ValueError(f'{config!r} has {len(paths)} PETLBackbones ({paths}); export handles '
-                         'one.')
+    cfg, petl_path = _export_config(config, cfg_options)
     source = read_checkpoint(checkpoint)  # a missing / unsafe file fails before the build
     name = name or osp.splitext(osp.basename(config))[0]
     os.makedirs(out_dir, exist_ok=True)
@@ -276,94 +288,23 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
 
     model = build_model(cfg)
     wrapper = find_petl_backbone(model)
-    prefix = _module_prefix(model, wrapper)
     load = load_petl_checkpoint(model, checkpoint, source)
     del source
     model.eval()
     plan = folding_plan(wrapper)
-    foldable = all(p['folds_into_host'] for p in plan)
     inputs = reference = None
     if verify_shape:
         inputs = torch.randn(*verify_shape, generator=torch.Generator().manual_seed(0))
         reference = model_outputs(model, inputs)
-    meta = dict(exported_by=f'vpetl_mm {__version__} tools/export.py',
-                source_config=osp.abspath(config), source_checkpoint=osp.abspath(checkpoint),
-                methods=[p['config'] for p in plan], profile=wrapper.profile.name)
-    if load['meta'].get('dataset_meta'):
-        meta['dataset_meta'] = _plain(load['meta']['dataset_meta'])
-    info: Dict[str, Any] = dict(methods=plan, profile=wrapper.profile.name,
-                                source=dict(config=meta['source_config'],
-                                            checkpoint=meta['source_checkpoint'],
-                                            adapter_only=load['adapter_only']),
-                                files=dict(checkpoint=files['pth'], config=files['py']))
-
-    if foldable and merge:
-        for method in wrapper.methods:
-            if method.MERGEABLE:
-                method.merge()
-        petl_prefixes = tuple(f'{prefix}{inj.name}.' for m in wrapper.methods
-                              for inj in m.injected)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()
-                 if not k.startswith(petl_prefixes)}
-        stock_cfg, notes = stock_config(cfg, paths[0])
-        stock = build_model(stock_cfg)
-        keys = set(stock.state_dict())
-        if keys != set(state):
-            raise RuntimeError(f'Merged keys differ from the stock model\'s: extra '
-                               f'{_preview(set(state) - keys)}; missing '
-                               f'{_preview(keys - set(state))}.')
-        stock.load_state_dict(state, strict=True)
-        torch.save(dict(state_dict=state, meta=dict(meta, merged=True)), files['pth'])
-        _write_config(stock_cfg, files['py'], (
-            f'Stock model config exported by vpetl_mm tools/export.py from {config}',
-            f'({", ".join(meta["methods"])} merged into the backbone). It needs no vpetl_mm;',
-            f'load it with {osp.basename(files["pth"])}.'))
-        info.update(mode='merged', stock_config_changes=notes, tensors=len(state),
-                    usage=('Stock OpenMMLab model, no vpetl_mm: build it from the config and '
-                           'load the checkpoint (e.g. the toolbox\'s tools/test.py '
-                           f'{files["py"]} {files["pth"]}).'))
-        if stock_check:
-            info['stock_check'] = _run_stock_check(files['py'], files['pth'], inputs, reference)
-        elif reference is not None:
-            info['max_abs_diff'] = compare(reference, model_outputs(stock, inputs))
-        mode = 'merged'
+    meta, info = _manifest(config, checkpoint, wrapper, plan, load, files)
+    ctx = dict(config=config, files=files, meta=meta, plan=plan, inputs=inputs,
+               reference=reference, stock_check=stock_check, adapter_only=load['adapter_only'])
+    if merge and not wrapper.unfoldable():
+        info.update(_export_merged(cfg, petl_path, model, ctx))
     else:
-        state = model.state_dict()
-        frozen = {prefix + n for n in wrapper.frozen_param_names()}
-        host = _get(cfg.model, paths[0])['backbone']
-        if load['adapter_only']:
-            restorable, why = True, 'the source checkpoint was adapter-only'
-        elif not _has_pretrained(host.get('init_cfg')):
-            restorable, why = False, ('the host backbone has no Pretrained init_cfg that '
-                                      'restores the frozen weights')
-        elif _frozen_match_init(cfg, state, frozen):
-            restorable, why = True, 'the frozen weights equal the pretrained init_cfg file'
-        else:
-            restorable, why = False, ('the frozen weights of the checkpoint differ from the '
-                                      'pretrained init_cfg file')
-        mode = 'adapter_only' if restorable else 'full'
-        kept = {k: v for k, v in state.items() if not (restorable and k in frozen)}
-        petl_meta = dict(adapter_only=restorable, dropped_frozen=len(state) - len(kept),
-                         methods=meta['methods'], profile=wrapper.profile.name)
-        torch.save(encode_checkpoint(dict(state_dict=kept, meta=dict(meta, petl=petl_meta))),
-                   files['pth'])
-        _write_config(cfg, files['py'], (
-            f'vpetl_mm config exported by tools/export.py from {config}: rebuild the PETL model',
-            f'with vpetl_mm and load {osp.basename(files["pth"])} ({mode}).'))
-        reasons = [f'{p["method"]}: {p["why"]}' for p in plan if not p['folds_into_host']]
-        info.update(mode=mode, tensors=len(kept), frozen_left_out=len(state) - len(kept),
-                    why_not_merged=reasons or ['merging was turned off (--no-merge)'],
-                    why_this_form=why,
-                    usage=('Rebuild with vpetl_mm: tools/test.py '
-                           f'{files["py"]} {files["pth"]}' + (
-                               ' (the frozen weights come from the backbone\'s Pretrained '
-                               'init_cfg, which must be available)' if restorable else '')))
-        if reference is not None:
-            rebuilt = build_model(Config.fromfile(files['py']))
-            load_petl_checkpoint(rebuilt, files['pth'])
-            info['max_abs_diff'] = compare(reference, model_outputs(rebuilt, inputs))
+        info.update(_export_petl(cfg, petl_path, model, wrapper, ctx))
     info['load'] = dict(adapter_only=load['adapter_only'], tensors=load['loaded'],
                         restored_from_init=load['restored_from_init'])
     with open(files['json'], 'w') as f:
         json.dump(info, f, indent=2)
-    return ExportResult(mode, files['pth'], files['py'], files['json'], info)
+    return ExportResult(info['mode'], files['pth'], files['py'], files['json'], info)

@@ -76,22 +76,8 @@ def _stock_preprocessor(cfg: dict, notes: List[str], where: str) -> dict:
     return cfg
 
 
-def stock_config(cfg: Config, petl_path: Sequence) -> Tuple[Config, List[str]]:
-    """The config of the stock model: the ``PETLBackbone`` replaced by its host backbone.
-
-    The host backbone's pretrained ``init_cfg`` is dropped (the exported checkpoint holds every
-    weight), ``vpetl_mm`` leaves ``custom_imports``, the named-normalisation preprocessor becomes
-    mmpretrain's, vpetl_mm's optimizer constructor and hooks are removed, and a Runner loop
-    (train / val / test) that still needs vpetl_mm (e.g. its VTAB-1k dataset) is dropped whole.
-
-    Returns:
-        The stock config and notes on every change beyond the backbone swap.
-
-    Raises:
-        ValueError: If the model part still needs vpetl_mm after these changes.
-    """
-    out = copy.deepcopy(cfg.to_dict())
-    notes: List[str] = []
+def _swap_backbone(out: dict, petl_path: Sequence, notes: List[str]) -> None:
+    """Replace the ``PETLBackbone`` by its host backbone, without a Pretrained init."""
     model = out['model']
     inner = copy.deepcopy(_get(model, petl_path)['backbone'])
     if inner.get('init_cfg') is not None:
@@ -104,6 +90,10 @@ def stock_config(cfg: Config, petl_path: Sequence) -> Tuple[Config, List[str]]:
     _set(model, petl_path, inner)
     if model.get('pretrained'):  # mmseg EncoderDecoder(pretrained=...) feeds the backbone
         model['pretrained'] = None
+
+
+def _drop_vpetl_runtime(out: dict, notes: List[str]) -> None:
+    """Drop vpetl_mm's imports, tool-only keys, preprocessor, optimizer constructor, hooks."""
     imports = out.get('custom_imports')
     if imports:
         kept = [m for m in imports.get('imports', [])
@@ -114,7 +104,7 @@ def stock_config(cfg: Config, petl_path: Sequence) -> Tuple[Config, List[str]]:
             del out['custom_imports']
     for key in _VPETL_ONLY_KEYS:
         out.pop(key, None)
-    for holder, key in ((out, 'data_preprocessor'), (model, 'data_preprocessor')):
+    for holder, key in ((out, 'data_preprocessor'), (out['model'], 'data_preprocessor')):
         pre = holder.get(key)
         if isinstance(pre, dict) and str(pre.get('type', '')).endswith(
                 'NamedNormClsDataPreprocessor'):
@@ -130,11 +120,10 @@ def stock_config(cfg: Config, petl_path: Sequence) -> Tuple[Config, List[str]]:
         if len(kept) < len(hooks):
             notes.append(f'custom_hooks: {len(hooks) - len(kept)} vpetl_mm hook(s) removed.')
         out['custom_hooks'] = kept
-    left = _vpetl_refs(model)
-    if left:
-        raise ValueError(f'The model still needs vpetl_mm at model.{".".join(map(str, left[0]))}'
-                         f' ({_get(model, left[0])!r}) after the backbone swap; it cannot be '
-                         'exported as a stock model. Use --no-merge.')
+
+
+def _drop_vpetl_loops(out: dict, notes: List[str]) -> None:
+    """Drop each Runner loop, and each other top-level key, that still needs vpetl_mm."""
     for loop, keys in _LOOPS.items():
         if any(_vpetl_refs(out.get(k)) for k in keys):
             dropped = [k for k in keys if k in out]
@@ -145,7 +134,36 @@ def stock_config(cfg: Config, petl_path: Sequence) -> Tuple[Config, List[str]]:
     for key in [k for k in out if _vpetl_refs(out[k])]:  # e.g. pipeline variables
         del out[key]
         notes.append(f'{key} dropped: it needs vpetl_mm.')
+
+
+def stock_config(cfg: Config, petl_path: Sequence) -> Tuple[Config, List[str]]:
+    """The config of the stock model: the ``PETLBackbone`` replaced by its host backbone.
+
+    The host backbone's pretrained ``init_cfg`` is dropped (the exported checkpoint holds every
+    weight), ``vpetl_mm`` leaves ``custom_imports``, the named-normalisation preprocessor becomes
+    mmpretrain's, vpetl_mm's optimizer constructor and hooks are removed, and a Runner loop
+    (train / val / test) that still needs vpetl_mm (e.g. its VTAB-1k dataset) is dropped whole.
+
+    Returns:
+        The stock config and notes on every change beyond the backbone swap.
+
+    Raises:
+        ValueError: If the model part still needs vpetl_mm after these changes.
+
+    Examples:
+        >>> cfg = Config.fromfile('configs/lora/vit-b_vtab-cifar100.py')
+        >>> stock, notes = stock_config(cfg, find_petl_path(cfg.model)[0])
+        >>> stock.model.backbone.type
+        'VisionTransformer'
+    """
+    out = copy.deepcopy(cfg.to_dict())
+    notes: List[str] = []
+    _swap_backbone(out, petl_path, notes)
+    _drop_vpetl_runtime(out, notes)
+    left = _vpetl_refs(out['model'])
+    if left:
+        raise ValueError(f'The model still needs vpetl_mm at model.{".".join(map(str, left[0]))}'
+                         f' ({_get(out["model"], left[0])!r}) after the backbone swap; it cannot '
+                         'be exported as a stock model. Use --no-merge.')
+    _drop_vpetl_loops(out, notes)
     return Config(out), notes
-
-
-# -- loading -----------------------------------------------------------------------------------

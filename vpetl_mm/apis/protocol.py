@@ -31,44 +31,17 @@ import os
 import re
 import statistics
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from mmengine.config import Config
-from mmengine.hooks import Hook
 
-from ..registry import HOOKS
+from ..hooks.metric_recorder_hook import MetricRecorderHook, jsonable
 
 PROTOCOLS = ('default', 'legacy')
 STAGE_FILE = 'stage_result.json'  # a finished stage's evaluations (skipped when resuming)
 STAGE_METRICS = 'stage_metrics.jsonl'  # every evaluation of a stage, as it happens
 DEFAULT_LR_SCALES = (1.0, 0.5, 2.0)
 METRIC = 'accuracy/top1'
-
-
-@HOOKS.register_module()
-class MetricRecorderHook(Hook):
-    """Keeps every validation and test metric dict of a run, in order (``self.records``)."""
-    priority = 'VERY_LOW'
-
-    def __init__(self, path: Optional[str] = None) -> None:
-        self.records: List[dict] = []
-        self.path = path  # a JSON-lines copy, so a resumed stage keeps its earlier evaluations
-
-    def _add(self, record: dict) -> None:
-        self.records.append(record)
-        if self.path:
-            with open(self.path, 'a') as f:
-                f.write(json.dumps(record, default=_jsonable) + '\n')
-
-    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
-        self._add(dict(mode='val', epoch=runner.epoch, **(metrics or {})))
-
-    def after_test_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
-        self._add(dict(mode='test', epoch=runner.epoch, **(metrics or {})))
-
-
-def _jsonable(value):
-    return float(value) if hasattr(value, '__float__') else str(value)
 
 
 def _set_split(cfg: Config, loader: str, split: str) -> None:
@@ -134,7 +107,7 @@ def _missed_evaluation(cfg: Config, stage_dir: str, earlier: Sequence[dict],
     runner.val()
     records = [dict(r, epoch=epoch) for r in recorder.records]  # a fresh runner says epoch 0
     with open(metrics_file, 'a') as f:
-        f.writelines(json.dumps(r, default=_jsonable) + '\n' for r in records)
+        f.writelines(json.dumps(r, default=jsonable) + '\n' for r in records)
     return records
 
 
@@ -144,6 +117,75 @@ def _metric(records: Sequence[dict], mode: str) -> List[float]:
         raise RuntimeError(f'The {mode} loop reported no {METRIC!r}: the protocols need '
                            "mmpretrain's Accuracy evaluator (val_evaluator / test_evaluator).")
     return values
+
+
+class _Stages:
+    """Trains the stages of one protocol run in ``root``, each in its own folder, and keeps
+    the audit entry of each (what it trained on and evaluated) for the record."""
+
+    def __init__(self, cfg: Config, build_runner: Callable, seed: int, resume: bool) -> None:
+        self.cfg, self.build_runner, self.seed, self.resume = cfg, build_runner, seed, resume
+        self.root = cfg.work_dir
+        self.audit: List[dict] = []
+
+    def run(self, stage: str, name: str, lr: float, evaluate: Optional[str]) -> List[dict]:
+        """Train stage ``name`` (unless it finished before a resume), evaluate it on
+        ``evaluate`` (``'val'``, ``'test'`` or None) and return its metric records."""
+        stage_dir = osp.join(self.root, name)
+        done_file = osp.join(stage_dir, STAGE_FILE)
+        if self.resume and osp.isfile(done_file):  # finished before the interruption
+            with open(done_file) as f:
+                done = json.load(f)
+            self.audit.append(dict(done['audit'], reused=True))
+            return done['records']
+        stage_cfg = stage_config(self.cfg, stage, stage_dir, self.seed, lr)
+        earlier = self._earlier_records(stage_cfg, stage_dir)
+        os.makedirs(stage_dir, exist_ok=True)
+        recorder = MetricRecorderHook(osp.join(stage_dir, STAGE_METRICS))
+        runner = self.build_runner(stage_cfg)
+        runner.register_hook(recorder)
+        runner.train()
+        if evaluate == 'val':
+            runner.val()
+        elif evaluate == 'test':
+            runner.test()
+        # an evaluation repeated after resuming (same mode and epoch) counts once, the latest
+        records = list({(r['mode'], r['epoch']): r
+                        for r in earlier + recorder.records}.values())
+        entry = _audit_entry(name, lr, stage_dir, stage_cfg, runner, records)
+        self.audit.append(entry)
+        with open(done_file, 'w') as f:
+            json.dump(dict(audit=entry, records=records), f, indent=2, default=jsonable)
+        return records
+
+    def _earlier_records(self, stage_cfg: Config, stage_dir: str) -> List[dict]:
+        """Set up a resume of an interrupted stage, with the evaluations it made before; or
+        forget an earlier attempt's evaluations on a fresh start."""
+        metrics_file = osp.join(stage_dir, STAGE_METRICS)
+        earlier: List[dict] = []
+        if self.resume and osp.isfile(osp.join(stage_dir, 'last_checkpoint')):
+            stage_cfg.resume, stage_cfg.load_from = True, None
+            if osp.isfile(metrics_file):  # evaluations before the interruption (legacy's max)
+                with open(metrics_file) as f:
+                    earlier = [json.loads(line) for line in f if line.strip()]
+            earlier += _missed_evaluation(stage_cfg, stage_dir, earlier, self.build_runner,
+                                          metrics_file)
+        elif osp.isfile(metrics_file):
+            os.remove(metrics_file)
+        return earlier
+
+
+def _audit_entry(name: str, lr: float, stage_dir: str, stage_cfg: Config, runner,
+                 records: Sequence[dict]) -> dict:
+    """What a stage trained on and evaluated (splits, sizes, values), for the record."""
+    splits = dict(val=stage_cfg.val_dataloader.dataset.split,
+                  test=stage_cfg.test_dataloader.dataset.split)
+    return dict(stage=name, lr=lr, work_dir=stage_dir,
+                train_split=stage_cfg.train_dataloader.dataset.split,
+                train_size=len(runner.train_dataloader.dataset),
+                resumed=bool(stage_cfg.get('resume', False)),
+                evaluations=[dict(split=splits[r['mode']], epoch=r['epoch'],
+                                  value=r.get(METRIC)) for r in records])
 
 
 def run_protocol(cfg: Config, protocol: str, build_runner: Callable, seed: int = 0,
@@ -162,75 +204,32 @@ def run_protocol(cfg: Config, protocol: str, build_runner: Callable, seed: int =
 
     Returns:
         The record also written to ``<work_dir>/protocol_record.json``.
+
+    Examples:
+        >>> record = run_protocol(Config.fromfile(config), 'default', build_runner, seed=0)
+        >>> record['lr'], record['value']  # the selected lr, its test top-1
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f'Unknown protocol {protocol!r}; choose one of {PROTOCOLS}.')
     base_lr = cfg.optim_wrapper.optimizer.lr
-    root = cfg.work_dir
-    os.makedirs(root, exist_ok=True)
-
-    audit: List[dict] = []  # what each stage trained on and evaluated, for the record
-
-    def train(stage: str, name: str, lr: float, evaluate: Optional[str]) -> List[dict]:
-        stage_dir = osp.join(root, name)
-        done_file, metrics_file = (osp.join(stage_dir, f) for f in (STAGE_FILE, STAGE_METRICS))
-        if resume and osp.isfile(done_file):  # finished before the interruption
-            with open(done_file) as f:
-                done = json.load(f)
-            audit.append(dict(done['audit'], reused=True))
-            return done['records']
-        stage_cfg = stage_config(cfg, stage, stage_dir, seed, lr)
-        earlier: List[dict] = []
-        if resume and osp.isfile(osp.join(stage_dir, 'last_checkpoint')):
-            stage_cfg.resume, stage_cfg.load_from = True, None
-            if osp.isfile(metrics_file):  # evaluations before the interruption (legacy's max)
-                with open(metrics_file) as f:
-                    earlier = [json.loads(line) for line in f if line.strip()]
-            earlier += _missed_evaluation(stage_cfg, stage_dir, earlier, build_runner,
-                                          metrics_file)
-        elif osp.isfile(metrics_file):
-            os.remove(metrics_file)  # a fresh start: forget an earlier attempt's evaluations
-        os.makedirs(stage_dir, exist_ok=True)
-        recorder = MetricRecorderHook(metrics_file)
-        runner = build_runner(stage_cfg)
-        runner.register_hook(recorder)
-        runner.train()
-        if evaluate == 'val':
-            runner.val()
-        elif evaluate == 'test':
-            runner.test()
-        splits = dict(val=stage_cfg.val_dataloader.dataset.split,
-                      test=stage_cfg.test_dataloader.dataset.split)
-        # an evaluation repeated after resuming (same mode and epoch) counts once, the latest
-        records = list({(r['mode'], r['epoch']): r
-                        for r in earlier + recorder.records}.values())
-        entry = dict(stage=name, lr=lr, work_dir=stage_dir,
-                     train_split=stage_cfg.train_dataloader.dataset.split,
-                     train_size=len(runner.train_dataloader.dataset),
-                     resumed=bool(stage_cfg.get('resume', False)),
-                     evaluations=[dict(split=splits[r['mode']], epoch=r['epoch'],
-                                       value=r.get(METRIC)) for r in records])
-        audit.append(entry)
-        with open(done_file, 'w') as f:
-            json.dump(dict(audit=entry, records=records), f, indent=2, default=_jsonable)
-        return records
-
+    os.makedirs(cfg.work_dir, exist_ok=True)
+    stages = _Stages(cfg, build_runner, seed, resume)
     record = dict(protocol=protocol, seed=seed, metric=METRIC, base_lr=base_lr,
                   label='legacy (test set selects the epoch, as the reference code)'
                   if protocol == 'legacy' else 'default (select on val, test once)')
     if protocol == 'legacy':
-        records = train('legacy', 'legacy', base_lr, None)
+        records = stages.run('legacy', 'legacy', base_lr, None)
         evaluations = _metric(records, 'val')  # the val loop reads the test split here
         record.update(lr=base_lr, test_evaluations=evaluations, value=max(evaluations))
     else:
         candidates = [base_lr * s for s in lr_scales]
-        scores = [_metric(train('select', f'select_lr{lr:.3g}', lr, 'val'), 'val')[-1]
+        scores = [_metric(stages.run('select', f'select_lr{lr:.3g}', lr, 'val'), 'val')[-1]
                   for lr in candidates]
         best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-        test = _metric(train('final', 'final', candidates[best], 'test'), 'test')[-1]
+        test = _metric(stages.run('final', 'final', candidates[best], 'test'), 'test')[-1]
         record.update(candidates=candidates, val_scores=scores, lr=candidates[best], value=test)
-    record['stages'] = audit
-    with open(osp.join(root, 'protocol_record.json'), 'w') as f:
+    record['stages'] = stages.audit
+    with open(osp.join(cfg.work_dir, 'protocol_record.json'), 'w') as f:
         json.dump(record, f, indent=2)
     return record
 

@@ -21,18 +21,18 @@ What the pinned hosts do natively (loading is non-strict, so failures are often 
   ``convert_weights=True``, converts twice and silently skips ``patch_embed.projection``
   (renamed ``projectionection``). It also needs ``init_cfg`` to be a ``ConfigDict``.
 
-:func:`install_weight_converters` fixes this for PETL-wrapped mmdet/mmseg Swin: a
+:class:`SwinWeights` and :class:`MMDetSwinWeights` (the ``weights`` of the mmseg / mmdet Swin
+profiles, see :mod:`vpetl_mm.compat.weights`) fix this for PETL-wrapped mmdet/mmseg Swin: a
 ``load_state_dict`` pre-hook on the host backbone detects the layout of whatever is loaded
 (``init_cfg`` Pretrained, Runner ``load_from``, direct loads), converts Microsoft keys exactly once,
 and fits the window-size dependent tensors to the host. For mmdet, the ``Pretrained`` branch of
-``init_weights`` is replaced per instance by mmseg's behaviour (keep every key, strip
-``backbone.``), so ``convert_weights`` no longer matters and both layouts load.
+``init_weights`` behaves as mmseg's (keep every key, strip ``backbone.``), so
+``convert_weights`` no longer matters and both layouts load.
 """
 import logging
 import os.path as osp
 import pickle
 import re
-import types
 from typing import Dict, List, Optional, Set, Tuple
 
 import torch
@@ -40,6 +40,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.runner import CheckpointLoader
+
+from .keys import preview
+from .weights import HostWeights
 
 MICROSOFT = 'microsoft'
 OPENMMLAB = 'openmmlab'
@@ -53,7 +56,6 @@ _MS_ONLY = re.compile(r'^(head\.|norm\.|layers\.\d+\.blocks\.\d+\.attn_mask$)')
 # channel-major with kernel positions (0,0),(0,1),(1,0),(1,1); Microsoft concatenates x0..x3 =
 # positions (0,0),(1,0),(0,1),(1,1) position-major. Unfold position j is Microsoft block _ORDER[j].
 _ORDER = [0, 2, 1, 3]
-_SWIN_PROFILES = ('mmdet.SwinTransformer', 'mmseg.SwinTransformer')
 
 
 def detect_swin_layout(keys: Set[str]) -> Optional[str]:
@@ -127,11 +129,6 @@ def interpolate_bias_table(table: torch.Tensor, length: int) -> torch.Tensor:
     return resized.view(heads, length).permute(1, 0).contiguous()
 
 
-def _preview(keys: List[str], limit: int = 6) -> str:
-    more = f' ... (+{len(keys) - limit} more)' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
-
-
 class SwinWeightConverter:
     """``load_state_dict`` pre-hook: make any Swin layout loadable into an mm Swin backbone.
 
@@ -164,7 +161,7 @@ class SwinWeightConverter:
                       '(layers.i.blocks.j..., patch_embed.proj) or OpenMMLab layout '
                       '(stages.i.blocks.j..., patch_embed.projection), so nothing loads. Is it '
                       'the right file, with the right prefix? Keys: '
-                      f'{_preview(sorted(rel))}', logger='current', level=logging.WARNING)
+                      f'{preview(sorted(rel))}', logger='current', level=logging.WARNING)
         elif layout == MICROSOFT:
             sub = {k: state_dict.pop(prefix + k) for k in rel}
             converted, skipped = convert_microsoft_swin(sub)
@@ -175,7 +172,7 @@ class SwinWeightConverter:
             print_log(f'Swin weights: converted {len(converted)} tensors from Microsoft layout '
                       'to OpenMMLab names (PatchMerging reduction/norm re-ordered for '
                       f'nn.Unfold); not loaded, no counterpart in the backbone: '
-                      f'{_preview(skipped)}', logger='current')
+                      f'{preview(skipped)}', logger='current')
         self._fit_to_host(state_dict, prefix, host)
 
     def _fit_to_host(self, state_dict: dict, prefix: str, host: Dict[str, torch.Tensor]) -> None:
@@ -206,7 +203,7 @@ class SwinWeightConverter:
             print_log(f'Swin weights: the checkpoint was trained with another window size; '
                       f'{len(resized)} relative-position tensors fitted to the backbone '
                       '(bias tables resized bicubically, indices recomputed): '
-                      f'{_preview(resized)}', logger='current')
+                      f'{preview(resized)}', logger='current')
 
 
 def load_weights_only(path: str) -> dict:
@@ -233,41 +230,33 @@ def load_weights_only(path: str) -> dict:
     return CheckpointLoader.load_checkpoint(path, map_location='cpu')
 
 
-def _mmdet_init_weights(self: nn.Module) -> None:
-    """mmdet Swin ``init_weights`` whose ``Pretrained`` branch keeps every key, like mmseg's.
+class SwinWeights(HostWeights):
+    """mmseg Swin (profile ``weights``): the converter only; mmseg's own Pretrained init strips
+    ``backbone.`` and keeps every key, and the converter maps what it loads."""
+    converter = SwinWeightConverter
+
+
+class MMDetSwinWeights(SwinWeights):
+    """mmdet Swin (profile ``weights``): the converter, and a Pretrained init like mmseg's.
 
     mmdet keeps only ``backbone.``-prefixed keys (or converts everything, OpenMMLab files
-    included); here every key is kept and the pre-hook converts exactly what needs it.
+    included); here every key is kept and the pre-hook converts exactly what needs it, so
+    ``convert_weights`` no longer matters and both layouts load. As mmdet, the Pretrained
+    branch replaces the random init.
     """
-    if self.init_cfg is None:
-        return type(self).init_weights(self)  # mmdet's random init, unchanged
-    if 'checkpoint' not in self.init_cfg:
-        raise ValueError(f'{type(self).__name__} supports only init_cfg=dict(type='
-                         f"'Pretrained', checkpoint=...), got {self.init_cfg}.")
-    ckpt = load_weights_only(self.init_cfg['checkpoint'])
-    state = ckpt.get('state_dict', ckpt.get('model', ckpt))
-    state = {(k[len('backbone.'):] if k.startswith('backbone.') else k): v
-             for k, v in state.items()}
-    if state and next(iter(state)).startswith('module.'):  # DataParallel-saved files
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    self.load_state_dict(state, strict=False)
+    host_init_first = False
 
+    def accepts(self, cfg: dict) -> bool:
+        if 'checkpoint' not in cfg:
+            raise ValueError(f'{type(self.backbone).__name__} supports only init_cfg=dict(type='
+                             f"'Pretrained', checkpoint=...), got {self.backbone.init_cfg}.")
+        return True
 
-def install_weight_converters(backbone: nn.Module, profile) -> Optional[SwinWeightConverter]:
-    """Install the Swin checkpoint converter on an mmdet/mmseg Swin host (no-op otherwise).
-
-    Call before the load reporter is registered, so the report sees converted keys.
-
-    Args:
-        backbone: The built host backbone.
-        profile: Its :class:`~vpetl_mm.models.profiles.BackboneProfile`.
-
-    Returns:
-        The converter, or None for hosts that need none.
-    """
-    if profile.name not in _SWIN_PROFILES:
-        return None
-    if profile.name == 'mmdet.SwinTransformer':
-        # Per instance (the class is untouched): see _mmdet_init_weights.
-        backbone.init_weights = types.MethodType(_mmdet_init_weights, backbone)
-    return SwinWeightConverter(backbone)
+    def load_pretrained(self, cfg: dict) -> None:
+        ckpt = load_weights_only(cfg['checkpoint'])
+        state = ckpt.get('state_dict', ckpt.get('model', ckpt))
+        state = {(k[len('backbone.'):] if k.startswith('backbone.') else k): v
+                 for k, v in state.items()}
+        if state and next(iter(state)).startswith('module.'):  # DataParallel-saved files
+            state = {k[len('module.'):]: v for k, v in state.items()}
+        self.backbone.load_state_dict(state, strict=False)

@@ -17,29 +17,25 @@ nothing, silently. ``pretrained2d=True`` with ``pretrained=None`` raises ``TypeE
 ``load_from`` loads the whole model alike: ``backbone.*`` keys reach ``PETLBackbone``, whose
 prefix hooks hand them to the host; weights under ``model``/``module`` reach nothing.
 
-Here a ``load_state_dict`` pre-hook on the host (before the load reporter) maps any layout to
-host names, whatever the route; the host's ``init_weights`` is replaced per instance so that a
-Pretrained file loads ``weights_only=True``, unwrapped; :class:`PretrainedLoadFromHook` lets
-``load_from`` take ``{'model': ...}`` files.
+Here :class:`VideoMAEWeights` / :class:`VideoSwinWeights` (the ``weights`` of the two mmaction2
+profiles, see :mod:`vpetl_mm.compat.weights`) install a ``load_state_dict`` pre-hook on the host
+(before the load reporter) that maps any layout to host names, whatever the route, and load a
+Pretrained file ``weights_only=True``, unwrapped; :func:`move_weights_to_backbone` (run by
+:class:`~vpetl_mm.hooks.PretrainedLoadFromHook`) lets ``load_from`` take ``{'model': ...}`` files.
 """
 import re
-import types
-from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model.weight_init import PretrainedInit, update_init_info
+from mmengine.model.weight_init import update_init_info
 
-from ..registry import HOOKS
-from ..utils import find_petl_backbone, unwrap
+from .keys import summarise
 from .swin_weights import load_weights_only
+from .weights import HostWeights
 
-VIDEOMAE_PROFILE, SWIN3D_PROFILE = 'mmaction.VisionTransformer', 'mmaction.SwinTransformer3D'
-VIDEO_PROFILES = (VIDEOMAE_PROFILE, SWIN3D_PROFILE)
 PRETRAIN, ADAPTFORMER, FINETUNE, MMACTION = (
     'videomae_pretrain', 'adaptformer', 'videomae_finetune', 'mmaction')
 _DESCRIBE = {PRETRAIN: 'VideoMAE pretrain (encoder.*)', FINETUNE: 'fine-tuned VideoMAE',
@@ -54,7 +50,6 @@ _LAYOUTS = [(ADAPTFORMER, re.compile(r'^(encoder\.)?blocks\.\d+\.(attn\.[qkv]_pr
             (FINETUNE, re.compile(r'^blocks\.\d+\.mlp\.fc1\.')),
             (MMACTION, re.compile(r'^blocks\.\d+\.mlp\.layers\.0\.0\.'))]  # first match wins
 _HEAD = re.compile(r'^(cls_head|head)\.')
-_PRETRAINED = ('Pretrained', PretrainedInit)
 
 
 def checkpoint_weights(checkpoint: dict) -> dict:
@@ -66,16 +61,6 @@ def checkpoint_weights(checkpoint: dict) -> dict:
 def _strip(key: str) -> str:
     # DataParallel files add 'module.'; Recognizer3D files given to the host add 'backbone.'.
     return re.sub(r'^(module\.)?(backbone\.)?', '', key)
-
-
-def summarise(keys: List[str], limit: int = 6) -> str:
-    """``decoder.* (140), head.* (2), mask_token``: keys grouped by their first component."""
-    groups: Dict[str, int] = {}
-    for key in keys:
-        group = key.split('.')[0] + ('.*' if '.' in key else '')
-        groups[group] = groups.get(group, 0) + 1
-    items = [f'{g} ({n})' if n > 1 else g for g, n in groups.items()]
-    return ', '.join(items[:limit]) + (f' (+{len(items) - limit} more)' * (len(items) > limit))
 
 
 def detect_videomae_layout(keys) -> Optional[str]:
@@ -249,16 +234,6 @@ class VideoSwinWeightConverter(_Converter):
         return state, notes, extra
 
 
-def _split_init_cfg(host: nn.Module) -> Tuple[Optional[dict], Optional[list]]:
-    """The Pretrained init the host would run (Swin3D ``pretrained=`` or init_cfg), the rest."""
-    cfgs = host.init_cfg if isinstance(host.init_cfg, list) else [host.init_cfg]
-    others = [c for c in cfgs if c and c.get('type') not in _PRETRAINED] or None
-    found = [dict(c) for c in cfgs if c and c.get('type') in _PRETRAINED]
-    if getattr(host, 'pretrained', None) and not getattr(host, 'pretrained2d', False):
-        found.append(dict(type='Pretrained', checkpoint=host.pretrained))  # Swin3D wins, as there
-    return (found[-1] if found else None), others
-
-
 def _load_pretrained(host: nn.Module, cfg: dict) -> None:
     """Load ``cfg['checkpoint']`` weights-only, unwrapped, ``prefix=`` applied as mmengine does."""
     print_log(f'load model from: {cfg["checkpoint"]} (weights-only)', logger='current')
@@ -271,36 +246,6 @@ def _load_pretrained(host: nn.Module, cfg: dict) -> None:
                              f'{cfg["checkpoint"]} starts with it.')
     host.load_state_dict(state, strict=False)  # the pre-hook converts; size mismatches raise
     update_init_info(host, f'PretrainedInit (weights-only): load from {cfg["checkpoint"]}')
-
-
-def _video_init_weights(self: nn.Module) -> None:
-    """mmaction host ``init_weights``: its own init minus Pretrained, then the weights-only load."""
-    cfg, others = _split_init_cfg(self)
-    if cfg is None or self._is_init or (getattr(self, 'pretrained2d', False) and self.pretrained):
-        return type(self).init_weights(self)  # random init, 2-D inflation, or a repeated call
-    top = not hasattr(self, '_params_init_info')
-    if top:  # act as BaseModule's top-level module, so that its init log follows the load
-        info = self._params_init_info = defaultdict(dict)
-        for param in self.parameters():
-            info[param].update(init_info=f'not changed by {type(self).__name__}.init_weights',
-                               tmp_mean_value=param.data.mean().cpu())
-        for module in self.modules():
-            module._params_init_info = info
-    saved = self.init_cfg, getattr(self, 'pretrained', None), getattr(self, 'pretrained2d', None)
-    self.init_cfg = others
-    if hasattr(self, 'pretrained2d'):  # Swin3D: pretrained2d=True would inflate None and fail
-        self.pretrained, self.pretrained2d = None, False
-    try:
-        type(self).init_weights(self)
-        _load_pretrained(self, cfg)
-        if top:
-            self._dump_init_info()
-    finally:  # errors included: the host's options are restored, no init bookkeeping is left
-        self.init_cfg = saved[0]
-        if hasattr(self, 'pretrained2d'):
-            self.pretrained, self.pretrained2d = saved[1:]
-        for module in self.modules() if top else ():
-            del module._params_init_info
 
 
 def move_weights_to_backbone(checkpoint: dict, prefix: str = 'backbone.') -> bool:
@@ -325,25 +270,32 @@ def move_weights_to_backbone(checkpoint: dict, prefix: str = 'backbone.') -> boo
     return True
 
 
-@HOOKS.register_module()
-class PretrainedLoadFromHook(Hook):
-    """Let ``load_from`` take backbone files whose weights sit under ``model`` or ``module``.
+class VideoWeights(HostWeights):
+    """mmaction2 video hosts: Pretrained files load weights-only, unwrapped, then converted.
 
-    Examples:
-        >>> custom_hooks = [dict(type='vpetl_mm.PretrainedLoadFromHook')]
+    The host's own init runs without the Pretrained entry (and, for ``SwinTransformer3D``,
+    without ``pretrained=``), then :func:`_load_pretrained`; 2-D inflation
+    (``pretrained2d=True``) stays the host's.
     """
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        model, wrapper = unwrap(runner.model), find_petl_backbone(runner.model)
-        names = [n for n, m in model.named_modules() if m is wrapper and n]
-        move_weights_to_backbone(checkpoint, f'{names[0]}.' if names else 'backbone.')
+    def accepts(self, cfg: dict) -> bool:
+        host = self.backbone
+        return not (getattr(host, 'pretrained2d', False) and host.pretrained)
+
+    def host_options(self) -> dict:
+        # Swin3D: pretrained2d=True would inflate None and fail; pretrained= is loaded here.
+        return dict(pretrained=None, pretrained2d=False) if hasattr(
+            self.backbone, 'pretrained2d') else {}
+
+    def load_pretrained(self, cfg: dict) -> None:
+        _load_pretrained(self.backbone, cfg)
 
 
-def install_video_weight_converters(backbone: nn.Module, profile) -> Optional[_Converter]:
-    """Install the converter and the weights-only Pretrained init on an mmaction2 video host
-    (``profile``: its :class:`~vpetl_mm.models.profiles.BackboneProfile`); None for others."""
-    if profile.name not in VIDEO_PROFILES:
-        return None
-    backbone.init_weights = types.MethodType(_video_init_weights, backbone)  # this instance only
-    return (VideoMAEWeightConverter if profile.name == VIDEOMAE_PROFILE
-            else VideoSwinWeightConverter)(backbone)
+class VideoMAEWeights(VideoWeights):
+    """The ``weights`` of the mmaction2 ``VisionTransformer`` profile (VideoMAE layouts)."""
+    converter = VideoMAEWeightConverter
+
+
+class VideoSwinWeights(VideoWeights):
+    """The ``weights`` of the mmaction2 ``SwinTransformer3D`` profile (Video Swin files)."""
+    converter = VideoSwinWeightConverter

@@ -2,9 +2,9 @@
 
 V-PETL's image backbone is the original ImageNet-21K release (``ViT-B_16.npz``; also ``ViT-L_16``,
 ``ViT-H_14``), which the reference loads with timm's ``_load_weights``; mmengine's
-``CheckpointLoader`` reads only torch files. :func:`install_vit_npz_loader` (installed by
-``PETLBackbone`` on 'mmpretrain.VisionTransformer' hosts) replaces that instance's
-``init_weights``: for an ``.npz`` it runs the host's random init, then loads the file read with
+``CheckpointLoader`` reads only torch files. :class:`GoogleViTNpzLoader` (the ``weights`` of the
+'mmpretrain.VisionTransformer' profile, installed by ``PETLBackbone``; see
+:mod:`vpetl_mm.compat.weights`) replaces that instance's ``init_weights``: for an ``.npz`` it runs the host's random init, then loads the file read with
 ``numpy.load(allow_pickle=False)`` and converted by :func:`convert_google_vit` through
 ``load_state_dict``, so the load report lists what loaded, what the file lacks and its keys with
 no counterpart (``head/*``, ``pre_logits/*``). Other routes to an ``.npz`` (``load_from``,
@@ -26,8 +26,6 @@ Examples:
 import logging
 import os.path as osp
 import re
-import types
-from collections import defaultdict
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -35,10 +33,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
-from mmengine.model.weight_init import PretrainedInit, update_init_info
+from mmengine.model.weight_init import update_init_info
 from mmengine.runner import CheckpointLoader
 
-VIT_PROFILE = 'mmpretrain.VisionTransformer'
+from .keys import summarise
+from .weights import HostWeights
+
 GOOGLE_PREFIXES = ('opt/target/', '')  # the original release stores some files under opt/target/
 _ANCHOR = 'embedding/kernel'
 _BLOCK = re.compile(r'^Transformer/encoderblock_(\d+)/')
@@ -54,7 +54,6 @@ _BLOCK_PARAMS = [('LayerNorm_0/scale', 'ln1.weight', 'vector'),
                  ('MlpBlock_3/Dense_0/bias', 'ffn.layers.0.0.bias', 'vector'),
                  ('MlpBlock_3/Dense_1/kernel', 'ffn.layers.1.weight', 'dense'),
                  ('MlpBlock_3/Dense_1/bias', 'ffn.layers.1.bias', 'vector')]
-_PRETRAINED = ('Pretrained', PretrainedInit)
 
 
 def load_npz(path: str) -> Dict[str, np.ndarray]:
@@ -92,16 +91,9 @@ def load_npz(path: str) -> Dict[str, np.ndarray]:
                              f'refuses. ({err})') from None
 
 
-def _preview(keys: List[str], limit: int = 6) -> str:
-    """``head/* (2), pre_logits/* (2)``: keys grouped by their first component (after
-    ``opt/target/``), counted."""
-    groups: Dict[str, int] = {}
-    for key in keys:
-        key = key[len('opt/target/'):] if key.startswith('opt/target/') else key
-        group = key.split('/')[0] + ('/*' if '/' in key else '')
-        groups[group] = groups.get(group, 0) + 1
-    items = [f'{g} ({n})' if n > 1 else g for g, n in groups.items()]
-    return ', '.join(items[:limit]) + (f' (+{len(items) - limit} more)' * (len(items) > limit))
+def _summarise(keys) -> str:
+    """``head/* (2), pre_logits/* (2)``: file keys grouped by their first component."""
+    return summarise(keys, sep='/', strip=GOOGLE_PREFIXES[0])
 
 
 def google_prefix(keys) -> str:
@@ -120,7 +112,7 @@ def google_prefix(keys) -> str:
     prefix = next((p for p in GOOGLE_PREFIXES if p + _ANCHOR in keys), None)
     if prefix is None:
         raise ValueError(f'not a Google ViT checkpoint: expected the key {_ANCHOR!r} (optionally '
-                         f'under opt/target/), found {_preview(keys)}.')
+                         f'under opt/target/), found {_summarise(keys)}.')
     return prefix
 
 
@@ -281,8 +273,12 @@ def fit_to_host(state: Dict[str, torch.Tensor], host: nn.Module, heads: Optional
     return notes
 
 
-class GoogleViTNpzLoader:
+class GoogleViTNpzLoader(HostWeights):
     """Loads Google ``.npz`` checkpoints into one mmpretrain ``VisionTransformer`` instance.
+
+    The ``weights`` of the 'mmpretrain.VisionTransformer' profile (see
+    :mod:`vpetl_mm.compat.weights`): a Pretrained ``init_cfg`` naming an ``.npz`` runs the host's
+    random init, then :meth:`load`; ``.pth`` files load as the host loads them.
 
     Args:
         backbone: The host backbone; its ``init_weights`` is replaced on this instance only.
@@ -294,16 +290,28 @@ class GoogleViTNpzLoader:
     Examples:
         >>> # what PETLBackbone does for every 'mmpretrain.VisionTransformer' host; then
         >>> # init_cfg=dict(type='Pretrained', checkpoint='ViT-B_16.npz') loads through it
-        >>> loader = install_vit_npz_loader(host, find_profile(host))
+        >>> loader = GoogleViTNpzLoader(host)
         >>> loader.load('ViT-B_16.npz')['unused']  # also callable directly
         ['head/bias', 'head/kernel', 'pre_logits/bias', 'pre_logits/kernel']
     """
 
     def __init__(self, backbone: nn.Module) -> None:
-        self.backbone = backbone
+        super().__init__(backbone)
         self.last: Optional[dict] = None
-        backbone.init_weights = types.MethodType(_npz_init_weights, backbone)
-        backbone._vit_npz_loader = self  # how the replaced init_weights finds its loader
+
+    def accepts(self, cfg: dict) -> bool:
+        if not str(cfg.get('checkpoint', '')).lower().endswith('.npz'):
+            return False  # .pth files: the host's own Pretrained init
+        if cfg.get('prefix'):
+            raise ValueError(f'init_cfg prefix={cfg["prefix"]!r} does not apply to Google .npz '
+                             'files (their opt/target/ prefix is detected); remove prefix=.')
+        return True
+
+    def load_pretrained(self, cfg: dict) -> None:
+        print_log(f'load model from: {cfg["checkpoint"]} (Google .npz, no pickle)',
+                  logger='current')
+        self.load(cfg['checkpoint'])
+        update_init_info(self.backbone, f'Google ViT .npz: load from {cfg["checkpoint"]}')
 
     def load(self, path: str) -> dict:
         """Load ``path`` into the backbone (non-strict, through ``load_state_dict``)."""
@@ -324,52 +332,13 @@ class GoogleViTNpzLoader:
         self.last = dict(path=path, loaded=sorted(state), unused=unused, notes=notes)
         print_log(f'Google ViT weights ({osp.basename(path)}): {len(state)} tensors converted '
                   'to mmpretrain names' + ''.join(f'; {n}' for n in notes)
-                  + (f'; not loaded, no counterpart: {_preview(unused)}' if unused else '')
+                  + (f'; not loaded, no counterpart: {_summarise(unused)}' if unused else '')
                   + '.', logger='current')
         # Unused arrays are offered under their own names: the non-strict load skips them and
         # the load report lists them as unexpected keys.
         state.update({k: _tensor(npz[k]) for k in unused})
         host.load_state_dict(state, strict=False)
         return self.last
-
-
-def _split_init_cfg(host: nn.Module) -> Tuple[Optional[dict], Optional[list]]:
-    cfgs = host.init_cfg if isinstance(host.init_cfg, list) else [host.init_cfg]
-    others = [c for c in cfgs if c and c.get('type') not in _PRETRAINED] or None
-    found = [c for c in cfgs if c and c.get('type') in _PRETRAINED]
-    return (dict(found[-1]) if found else None), others
-
-
-def _npz_init_weights(self: nn.Module) -> None:
-    """mmpretrain ViT ``init_weights``: for ``.npz`` files, the random init then the npz load."""
-    cfg, others = _split_init_cfg(self)
-    if cfg is None or self._is_init or not str(cfg.get('checkpoint', '')).lower().endswith('.npz'):
-        return type(self).init_weights(self)  # .pth files, random init, repeated calls
-    if cfg.get('prefix'):
-        raise ValueError(f'init_cfg prefix={cfg["prefix"]!r} does not apply to Google .npz '
-                         'files (their opt/target/ prefix is detected); remove prefix=.')
-    top = not hasattr(self, '_params_init_info')
-    if top:  # act as mmengine's top-level module, so that its init log covers the load
-        info = self._params_init_info = defaultdict(dict)
-        for param in self.parameters():
-            info[param].update(init_info=f'not changed by {type(self).__name__}.init_weights',
-                               tmp_mean_value=param.data.mean().cpu())
-        for module in self.modules():
-            module._params_init_info = info
-    saved = self.init_cfg
-    self.init_cfg = others  # without Pretrained, the host runs its random init (pos_embed too)
-    try:
-        type(self).init_weights(self)
-        print_log(f'load model from: {cfg["checkpoint"]} (Google .npz, no pickle)',
-                  logger='current')
-        self._vit_npz_loader.load(cfg['checkpoint'])
-        update_init_info(self, f'Google ViT .npz: load from {cfg["checkpoint"]}')
-        if top:
-            self._dump_init_info()
-    finally:  # errors included: the host's init_cfg is restored, no bookkeeping is left
-        self.init_cfg = saved
-        for module in self.modules() if top else ():
-            del module._params_init_info
 
 
 def load_from_npz(filename: str, map_location=None) -> dict:
@@ -387,18 +356,3 @@ def load_from_npz(filename: str, map_location=None) -> dict:
 # without it they would reach torch.load and fail with a zip-format RuntimeError.
 CheckpointLoader.register_scheme(prefixes=r'(?i)(?!\w+://).*\.npz$', loader=load_from_npz,
                                  force=True)
-
-
-def install_vit_npz_loader(backbone: nn.Module, profile) -> Optional[GoogleViTNpzLoader]:
-    """Let an mmpretrain ``VisionTransformer`` host load Google ``.npz`` files (no-op otherwise).
-
-    Args:
-        backbone: The built host backbone.
-        profile: Its :class:`~vpetl_mm.models.profiles.BackboneProfile`.
-
-    Returns:
-        The loader, or None for other profiles.
-    """
-    if profile.name != VIT_PROFILE:
-        return None
-    return GoogleViTNpzLoader(backbone)

@@ -4,13 +4,13 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 
+from ..methods.noah import NOAH
 from ..registry import HOOKS
 from ..utils import find_petl_backbone
 
 
 def find_noah_supernet(model):
     """The ``NOAH`` method with ``supernet=True`` of ``model``'s PETL backbone, else ``None``."""
-    from ..methods.noah import NOAH
     wrapper = find_petl_backbone(model)
     methods = wrapper.methods if wrapper is not None else []
     return next((m for m in methods if isinstance(m, NOAH) and m.supernet), None)

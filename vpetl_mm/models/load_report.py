@@ -11,11 +11,7 @@ from typing import Dict, Iterator, Optional, Set
 import torch.nn as nn
 from mmengine.logging import print_log
 
-
-def _preview(keys: Set[str], limit: int = 8) -> str:
-    keys = sorted(keys)
-    more = f' ... (+{len(keys) - limit} more)' if len(keys) > limit else ''
-    return ', '.join(keys[:limit]) + more
+from ..compat.keys import preview
 
 
 class LoadReporter:
@@ -81,12 +77,12 @@ class LoadReporter:
                  'tensors loaded' + (' (adapter-only checkpoint: the frozen host tensors keep '
                                      'their pretrained values)' if adapter_only else '') + '.']
         if missing:
-            lines.append(f'  host tensors NOT in the checkpoint: {_preview(missing)}')
+            lines.append(f'  host tensors NOT in the checkpoint: {preview(missing, limit=8)}')
         if report['petl_missing']:
             lines.append(f'  PETL tensors not in the checkpoint (keep their init): '
                          f'{len(report["petl_missing"])}')
         if report['unexpected']:
-            lines.append(f'  unexpected keys ignored: {_preview(set(report["unexpected"]))}')
+            lines.append(f'  unexpected keys ignored: {preview(set(report["unexpected"]), limit=8)}')
         print_log('\n'.join(lines), logger='current', level=level)
 
 

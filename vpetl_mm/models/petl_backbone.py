@@ -8,7 +8,6 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ..compat.weights import install_weight_converters
 from ..registry import MODELS, PETL_METHODS
 from .anatomy import Anatomy
 from .load_report import LoadReporter
@@ -70,7 +69,7 @@ class PETLBackbone(BaseModule):
         self._register_state_dict_hook(_strip_inner_prefix)
         self._register_load_state_dict_pre_hook(_add_inner_prefix)
         # Before the reporter: its pre-hook must see the converted (host-named) keys.
-        install_weight_converters(inner, self.profile)
+        self.profile.install_weights(inner)
         self.load_reporter = LoadReporter(inner, self.injected_modules(), self.trainable_names)
 
     # -- construction ------------------------------------------------------------------------

@@ -25,10 +25,21 @@ passed to each block, and ``'grid3d'`` is Video Swin's channels-last ``(B, D, H,
 classification, ``'dense'`` for the Mona-repo detection / segmentation recipes, ``'video'`` for
 V-PETL video), so the defaults reproduce the published parameter counts on each task family.
 
+``weights`` names how the host loads pretrained files it cannot load natively (checkpoint
+layouts of other code bases, Google ``.npz``, weights-only loading): a
+:class:`~vpetl_mm.compat.weights.HostWeights` subclass that ``PETLBackbone`` installs on the built
+host, or None when the host's own loading is all it needs. This is the one path for pretrained
+loading; see :mod:`vpetl_mm.compat.weights`.
+
 Adding a backbone is adding one entry here (see ``docs/add_backbone_profile.md``).
 """
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Type
+
+from ..compat.swin_weights import MMDetSwinWeights, SwinWeights
+from ..compat.video_weights import VideoMAEWeights, VideoSwinWeights
+from ..compat.vit_npz import GoogleViTNpzLoader
+from ..compat.weights import HostWeights
 
 SITES = ('attn', 'qkv', 'proj', 'mlp', 'fc1', 'fc2', 'norm1', 'norm2')
 
@@ -65,6 +76,12 @@ class BackboneProfile:
     patches: Dict[str, str] = field(default_factory=dict)
     grid: str = ''
     kv_attention: str = ''
+    weights: Optional[Type[HostWeights]] = None
+
+    def install_weights(self, backbone) -> Optional[HostWeights]:
+        """Install :attr:`weights` on the built host (before the load reporter, so that every
+        load report describes converted, host-named keys); None where the profile has none."""
+        return self.weights(backbone) if self.weights is not None else None
 
 
 _SWIN_2D_SITES = dict(attn='attn', qkv='attn.w_msa.qkv', proj='attn.w_msa.proj', mlp='ffn',
@@ -78,6 +95,7 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         classes=('mmpretrain.models.backbones.vision_transformer.VisionTransformer',),
         family='image', blocks='layers.*', tokens='sequence', prefix_tokens='num_extra_tokens',
         grid='patch_embed.projection', kv_attention='mmpretrain_attention',
+        weights=GoogleViTNpzLoader,  # Google JAX .npz (V-PETL's ViT-B/16); .pth as the host
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='ffn',
                    fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
     BackboneProfile(
@@ -86,10 +104,12 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         family='image', blocks='stages.*.blocks.*', tokens='windowed', sites=_SWIN_2D_SITES),
     BackboneProfile(
         name='mmdet.SwinTransformer', classes=('mmdet.models.backbones.swin.SwinTransformer',),
-        family='dense', blocks='stages.*.blocks.*', tokens='windowed', sites=_SWIN_2D_SITES),
+        family='dense', blocks='stages.*.blocks.*', tokens='windowed', sites=_SWIN_2D_SITES,
+        weights=MMDetSwinWeights),  # Microsoft / OpenMMLab layouts, any convert_weights
     BackboneProfile(
         name='mmseg.SwinTransformer', classes=('mmseg.models.backbones.swin.SwinTransformer',),
-        family='dense', blocks='stages.*.blocks.*', tokens='windowed', sites=_SWIN_2D_SITES),
+        family='dense', blocks='stages.*.blocks.*', tokens='windowed', sites=_SWIN_2D_SITES,
+        weights=SwinWeights),  # Microsoft / OpenMMLab layouts
     BackboneProfile(
         name='mmaction.VisionTransformer',
         classes=('mmaction.models.backbones.vit_mae.VisionTransformer',),
@@ -97,13 +117,15 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp',
                    fc1='mlp.layers.0.0', fc2='mlp.layers.1', norm1='norm1', norm2='norm2'),
         # VideoMAE adds its q/v biases with F.linear(x, qkv.weight, ...): route through qkv.
-        patches=dict(attn='videomae_attention'), kv_attention='videomae_attention'),
+        patches=dict(attn='videomae_attention'), kv_attention='videomae_attention',
+        weights=VideoMAEWeights),  # VideoMAE / AdaptFormer / fine-tuned / mmaction layouts
     BackboneProfile(
         name='mmaction.SwinTransformer3D',
         classes=('mmaction.models.backbones.swin.SwinTransformer3D',),
         family='video', blocks='layers.*.blocks.*', tokens='grid3d', sites=_TIMM_SITES,
         # The host checkpoints blocks in reentrant mode (no PETL gradients): see the patch.
-        patches=dict(block='swin3d_block'), kv_attention='swin3d_window_attention'),
+        patches=dict(block='swin3d_block'), kv_attention='swin3d_window_attention',
+        weights=VideoSwinWeights),  # Video Swin K400 files, weights-only
     BackboneProfile(
         name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
         family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',

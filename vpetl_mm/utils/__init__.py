@@ -1,3 +1,8 @@
-from .params import count_params, find_petl_backbone, petl_tree, unwrap
+"""Helpers over built models (parameter counts, finding the ``PETLBackbone``).
 
-__all__ = ['count_params', 'find_petl_backbone', 'petl_tree', 'unwrap']
+Layering: ``utils`` sits above :mod:`vpetl_mm.models` and imports it; ``models``, ``methods`` and
+``compat`` never import ``utils``, so no import cycle can pass through it.
+"""
+from .params import count_params, find_petl_backbone, merge_and_unload, petl_tree, unwrap
+
+__all__ = ['count_params', 'find_petl_backbone', 'merge_and_unload', 'petl_tree', 'unwrap']

@@ -7,17 +7,61 @@ from typing import Dict, List, Optional
 import torch.nn as nn
 from mmengine.model import is_model_wrapper
 
+from ..models.petl_backbone import PETLBackbone
+
 
 def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DDP / FSDP wrapper, or ``model`` itself.
+
+    Examples:
+        >>> unwrap(runner.model) is runner.model.module  # under MMDistributedDataParallel
+        True
+    """
     return model.module if is_model_wrapper(model) else model
 
 
-def find_petl_backbone(model: nn.Module) -> Optional[nn.Module]:
-    from ..models.petl_backbone import PETLBackbone
+def find_petl_backbone(model: nn.Module) -> Optional[PETLBackbone]:
+    """The first :class:`~vpetl_mm.models.PETLBackbone` inside ``model`` (wrappers unwrapped).
+
+    Examples:
+        >>> find_petl_backbone(runner.model).num_trainable()
+        294912
+    """
     for module in unwrap(model).modules():
         if isinstance(module, PETLBackbone):
             return module
     return None
+
+
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """Merge the model's ``PETLBackbone`` and put the plain host backbone in its place.
+
+    :meth:`~vpetl_mm.models.PETLBackbone.merge_and_unload` folds the methods and strips every
+    PETL hook and module; here the wrapper itself leaves the model too, so what remains is the
+    stock model (stock state-dict keys, the host's own forward).
+
+    Returns:
+        The model (wrappers unwrapped), or the host if ``model`` is the ``PETLBackbone``.
+
+    Raises:
+        ValueError: ``model`` has no ``PETLBackbone``, or a method does not fold into the host.
+
+    Examples:
+        >>> stock = merge_and_unload(model)  # petl=dict(type='LoRA')
+        >>> type(stock.backbone).__name__
+        'VisionTransformer'
+    """
+    model = unwrap(model)
+    wrapper = find_petl_backbone(model)
+    if wrapper is None:
+        raise ValueError(f'{type(model).__name__} has no vpetl_mm.PETLBackbone to merge.')
+    host = wrapper.merge_and_unload()
+    name = next(n for n, m in model.named_modules() if m is wrapper)
+    if not name:
+        return host
+    parent, _, attr = name.rpartition('.')
+    setattr(model.get_submodule(parent) if parent else model, attr, host)
+    return model
 
 
 def count_params(model: nn.Module) -> Dict[str, object]:

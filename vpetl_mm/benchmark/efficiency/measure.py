@@ -28,6 +28,13 @@ import statistics
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import MODELS, Registry, init_default_scope
+
+from ...utils import count_params, find_petl_backbone, merge_and_unload
 from .peers import PEERS
 from .synthetic import synthetic_batch
 
@@ -53,7 +60,6 @@ def _reset_hwm() -> bool:
 def _import_scope(scope: Optional[str]) -> None:
     # Import now what the toolbox's registries import lazily at the first build: otherwise
     # a few thousand modules (~150 MB) would count as the model's memory.
-    from mmengine.registry import Registry
     module = importlib.util.find_spec(f'{scope}.registry') if scope else None
     for registry in vars(importlib.import_module(module.name)).values() if module else ():
         if isinstance(registry, Registry):
@@ -114,7 +120,6 @@ def build_cfg(config: str, variant: str, cfg_options: Optional[dict], img_size: 
         >>> cfg.model.backbone.petl
         {'type': 'LoRA'}
     """
-    from mmengine.config import Config
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -137,9 +142,6 @@ def build_cfg(config: str, variant: str, cfg_options: Optional[dict], img_size: 
 
 def _build(cfg, args: argparse.Namespace, batch: Optional[dict] = None):
     """The model, host init then each method's init, on ``args.device``; calibrated if needed."""
-    import torch
-    from mmengine.registry import MODELS
-    from vpetl_mm.utils import find_petl_backbone
     torch.manual_seed(args.seed)
     model = MODELS.build(cfg.model)
     model.init_weights()  # host random init (Pretrained stripped), then each method's init
@@ -155,8 +157,6 @@ def _build(cfg, args: argparse.Namespace, batch: Optional[dict] = None):
 
 
 def _setup(args: argparse.Namespace, variant: str):
-    from mmengine.registry import init_default_scope
-    import vpetl_mm  # noqa: F401  (registers PETLBackbone and the methods)
     cfg = build_cfg(args.config, variant, args.cfg_options, args.img_size, args.amp)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     _import_scope(cfg.get('default_scope', None))
@@ -164,28 +164,14 @@ def _setup(args: argparse.Namespace, variant: str):
 
 
 def _device_name(device: str) -> str:
-    import torch
     if device.startswith('cuda'):
         return torch.cuda.get_device_name()
     return f'cpu ({torch.get_num_threads()} threads)'
 
 
-def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
-    """Time ``args.iters`` training steps of ``args.worker``; the JSON-ready record."""
-    import numpy as np
-    import torch
-    from mmengine.optim import build_optim_wrapper
-    from vpetl_mm.utils import count_params
-
-    cfg = _setup(args, args.worker)
-    anon_before_build = _status_kib('RssAnon')  # the CPU measure's baseline
-    model, wrapper = _build(cfg, args)
-    model.train()
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    batch = synthetic_batch(model, args.batch_size, args.img_size, args.device, args.seed)
-    # Format check once; train_step runs the preprocessor itself every iteration, as training.
-    input_shape = list(model.data_preprocessor(copy.deepcopy(batch), True)['inputs'].shape)
-
+def _timed_train_steps(model, batch: dict, optim_wrapper, args: argparse.Namespace,
+                       anon_before_build: Optional[int]) -> Dict[str, Any]:
+    """Warm up, then time ``args.iters`` training steps and read the peak training memory."""
     cuda = args.device.startswith('cuda')
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     # Same sampler / dropout streams for every method, whatever its construction consumed.
@@ -213,16 +199,41 @@ def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
         sync()
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
+    return dict(times=times, cpu_times=cpu_times, log_vars=log_vars, measure=measure,
+                load_avg=load_avg, peak_mb=_peak_train_mb(cuda, hwm, anon_before_build))
+
+
+def _peak_train_mb(cuda: bool, hwm: bool, anon_before_build: Optional[int]) -> float:
+    """The peak memory of the timed steps (see the module docstring), in MB."""
     if cuda:
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_kib = _status_kib('VmHWM') if hwm else \
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        not_training = (anon_before_build or 0) + (_status_kib('RssFile') or 0) + \
-            (_status_kib('RssShmem') or 0)
-        peak_mb = (peak_kib - not_training) / 1024.
+        return torch.cuda.max_memory_allocated() / 2**20
+    peak_kib = _status_kib('VmHWM') if hwm else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    not_training = (anon_before_build or 0) + (_status_kib('RssFile') or 0) + \
+        (_status_kib('RssShmem') or 0)
+    return (peak_kib - not_training) / 1024.
+
+
+def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
+    """Time ``args.iters`` training steps of ``args.worker``; the JSON-ready record.
+
+    Examples:
+        >>> # args as tools/analysis/efficiency.py parses them for its worker process
+        >>> record = measure_train(parse_args(['--worker', 'LoRA', '--config', config]))
+        >>> record['time_ms'], record['peak_mb'], record['backbone_trainable']
+    """
+
+    cfg = _setup(args, args.worker)
+    anon_before_build = _status_kib('RssAnon')  # the CPU measure's baseline
+    model, wrapper = _build(cfg, args)
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    batch = synthetic_batch(model, args.batch_size, args.img_size, args.device, args.seed)
+    # Format check once; train_step runs the preprocessor itself every iteration, as training.
+    input_shape = list(model.data_preprocessor(copy.deepcopy(batch), True)['inputs'].shape)
+    run = _timed_train_steps(model, batch, optim_wrapper, args, anon_before_build)
     losses = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
-              for k, v in log_vars.items()}
+              for k, v in run['log_vars'].items()}
     accounted = accounted_memory(model, batch, optim_wrapper.optimizer)
     counts = count_params(model)
     return dict(
@@ -231,10 +242,11 @@ def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
         trainable=counts['trainable'], total=counts['total'],
         optimizer_params=sum(p.numel() for g in optim_wrapper.optimizer.param_groups
                              for p in g['params']),
-        time_ms=statistics.median(times) * 1e3, times_ms=[t * 1e3 for t in times],
-        cpu_time_ms=statistics.median(cpu_times) * 1e3, peak_mb=peak_mb,
+        time_ms=statistics.median(run['times']) * 1e3,
+        times_ms=[t * 1e3 for t in run['times']],
+        cpu_time_ms=statistics.median(run['cpu_times']) * 1e3, peak_mb=run['peak_mb'],
         accounted_mb=accounted['total'], accounted=accounted,
-        memory_measure=measure, device=args.device, load_avg_1m=load_avg,
+        memory_measure=run['measure'], device=args.device, load_avg_1m=run['load_avg'],
         device_name=_device_name(args.device), input_shape=input_shape,
         loss=losses.get('loss'), finite=bool(all(np.isfinite(v) for v in losses.values())))
 
@@ -248,7 +260,6 @@ def accounted_memory(model, batch: dict, optimizer) -> Dict[str, float]:
     workspaces. Deterministic, so it separates methods whose CPU resident peaks are within
     the allocator's noise.
     """
-    import torch
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: Dict[int, int] = {}
 
@@ -282,8 +293,6 @@ def measure_interleaved(args: argparse.Namespace) -> Dict[str, Any]:
     the median over ``args.rounds * args.iters`` steps. Much tighter than comparing separate
     processes on a shared CPU (memory is not measured here: the models share the process).
     """
-    import torch
-    from mmengine.optim import build_optim_wrapper
     names = args.worker.split(';')
     models: Dict[str, Any] = {}
     for name in names:
@@ -312,38 +321,28 @@ def measure_interleaved(args: argparse.Namespace) -> Dict[str, Any]:
                 load_avg_1m=os.getloadavg()[0])
 
 
-def _merge(wrapper) -> bool:
-    """Fold the variant into the host weights; False where something would stay unfolded."""
-    if wrapper is None or not all(m.folds_into_host() for m in wrapper.methods):
-        return False
-    for method in wrapper.methods:
-        if method.MERGEABLE:  # the rest (BitFit, LNTune, ...) already run as the plain host
-            method.merge()
-    return True
-
-
 def measure_infer(args: argparse.Namespace) -> Dict[str, Any]:
     """Inference time of ``args.worker`` unmerged and merged, relative to the plain host.
 
     The models of the same config are built in this process: the plain host (``Frozen``:
     no injected module, the host's forward as is), a second plain host (the A/A control), the
-    variant, and (for methods that fold into the host) the variant after ``merge()``. Each
+    variant, and (for methods that fold into the host) the variant merged and unloaded
+    (:func:`~vpetl_mm.utils.merge_and_unload`: the stock model, folded weights). Each
     round times ``args.iters`` forwards (``mode='tensor'``, inference mode) of each model in
     turn, the order rotating between rounds; a ratio is the median over rounds of the round's
     median times, so drift in the host's load cancels. The control (two instances of one
     model) shows the spread that remains: on a CPU, merely where each copy of the weights
     lands in memory moves its time by a few percent.
     """
-    import torch
     cfg = _setup(args, args.worker)
     plain_cfg = build_cfg(args.config, 'Frozen', args.cfg_options, args.img_size, args.amp)
     models: Dict[str, Any] = {'plain': _build(plain_cfg, args)[0],
                               'control': _build(plain_cfg, args)[0]}
     models['unmerged'], wrapper = _build(cfg, args)
     merged, merged_wrapper = _build(cfg, args)
-    if _merge(merged_wrapper):
-        models['merged'] = merged
-    del merged
+    if merged_wrapper is not None and not merged_wrapper.unfoldable():
+        models['merged'] = merge_and_unload(merged)  # the stock model: the host's own forward
+    del merged, merged_wrapper
     cuda = args.device.startswith('cuda')
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     batch = synthetic_batch(models['plain'], args.batch_size, args.img_size, args.device,
