@@ -1,5 +1,4 @@
 """Per-iteration peak memory and throughput in the training log, and a run summary."""
-import json
 import os.path as osp
 import resource
 import statistics
@@ -10,6 +9,7 @@ import torch
 from mmengine.hooks import Hook
 
 from ..registry import HOOKS
+from ..utils import dump_json_atomic
 
 
 def peak_memory_mb() -> float:
@@ -70,8 +70,7 @@ class EfficiencyHook(Hook):
                        device='cuda' if torch.cuda.is_available() else 'cpu',
                        memory_kind='cuda_max_allocated' if torch.cuda.is_available()
                        else 'process_peak_rss')
-        with open(osp.join(runner.work_dir, 'efficiency.json'), 'w') as f:
-            json.dump(summary, f, indent=2)
+        dump_json_atomic(summary, osp.join(runner.work_dir, 'efficiency.json'))
 
     @staticmethod
     def _sync() -> None:

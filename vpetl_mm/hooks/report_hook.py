@@ -1,5 +1,4 @@
 """Start-of-training report: what trains, where modules were injected, and the optimizer check."""
-import json
 import os.path as osp
 from typing import Optional
 
@@ -7,7 +6,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from ..registry import HOOKS
-from ..utils import count_params, find_petl_backbone, petl_tree, unwrap
+from ..utils import count_params, dump_json_atomic, find_petl_backbone, petl_tree, unwrap
 
 
 @HOOKS.register_module()
@@ -41,8 +40,7 @@ class PETLReportHook(Hook):
         self._check_optimizer(runner, model)
         report = dict(counts, method=[repr(m) for m in wrapper.methods] if wrapper else None,
                       profile=wrapper.profile.name if wrapper else None)
-        with open(osp.join(runner.work_dir, 'petl_report.json'), 'w') as f:
-            json.dump(report, f, indent=2)
+        dump_json_atomic(report, osp.join(runner.work_dir, 'petl_report.json'))
 
     @staticmethod
     def _check_optimizer(runner, model) -> None:
