@@ -3,8 +3,9 @@
 Each config file is loaded with ``mmengine.config.Config.fromfile`` (bases merged, ``{{_base_.x}}``
 substituted) and each top-level key of the resolved dict is written as canonical JSON (sorted
 keys, tuples kept apart from lists) and hashed: path -> {key: the first 12 hex digits of its
-sha256}. ``tests/data/config_digests.json`` (force-added: ``.gitignore`` ignores ``data/``) holds the digests of the configs as they were before
-the leaves became thin layers over setting bases (commit 3d710a9); ``tests/test_configs.py``
+sha256}. ``tests/data/config_digests.json`` (force-added: ``.gitignore`` ignores ``data/``)
+holds the digests of the configs as they were before the leaves became thin layers over setting
+bases (commit 3d710a9); ``tests/test_configs.py``
 checks that every one of those paths still exists and resolves to the same digests, key by key
 (so the same model and the same recipe).
 
@@ -21,6 +22,8 @@ import json
 import os.path as osp
 import sys
 from typing import Any, Dict, List
+
+from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SNAPSHOT = osp.join(ROOT, 'tests', 'data', 'config_digests.json')
@@ -42,7 +45,6 @@ def canonical(value: Any) -> Any:
 
 def config_digests(path: str) -> Dict[str, str]:
     """{top-level key: digest} of one config file, resolved by mmengine."""
-    from mmengine.config import Config
     try:
         cfg = Config.fromfile(path, import_custom_modules=False).to_dict()
     except Exception as error:  # a config that does not load is recorded as such

@@ -21,6 +21,7 @@ import sys
 from typing import Dict, List
 
 import pytest
+import yaml
 from config_digests import SNAPSHOT, config_digests, differences
 
 from vpetl_mm.benchmark.matrices import expected_files, stale_files
@@ -278,7 +279,6 @@ def test_generated_configs_match_the_generator():
 
 def test_metafiles_hold_the_published_figures():
     """configs/<folder>/metafile.yml parse and carry the published tables' figures."""
-    import yaml
     with open(osp.join(CONFIG_DIR, 'lora', 'metafile.yml')) as f:
         meta = yaml.safe_load(f)
     models = {m['Config']: m for m in meta['Models']}

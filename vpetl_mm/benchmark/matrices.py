@@ -8,8 +8,8 @@ committed file differs from :func:`expected_files`.
 
 Examples:
     >>> files = expected_files()
-    >>> 'configs/_base_/image/vit-b16_vtab-dtd.py' in files, 'configs/lora/vit-b_vtab-dtd.py' in files
-    (True, True)
+    >>> print(files['configs/lora/vit-b_vtab-dtd.py'].splitlines()[5])
+    _base_ = ['../_base_/image/vit-b16_vtab-dtd.py']
 """
 import glob
 import os.path as osp

@@ -27,8 +27,10 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS
 from ..evaluation import ppt as ppt_score
 from . import published as pub
+from .record import to_percent
 from .variants import published_names
 
 BENCHMARKS = ('vtab', 'fgvc', 'video', 'coco', 'voc', 'ade20k')
@@ -157,7 +159,6 @@ def _seed_counts(records: Sequence[dict]) -> Dict[tuple, set]:
 
 def _cells(records: Sequence[dict], metric: Optional[str] = None) -> Dict[str, Dict[int, float]]:
     """dataset -> seed -> metric in percent (the record's primary metric, or ``metric``)."""
-    from .record import to_percent
     cells: Dict[str, Dict[int, float]] = defaultdict(dict)
     for r in records:
         if metric is None and r.get('value_pct') is not None:
@@ -285,7 +286,6 @@ def build_table(records: Sequence[dict], benchmark: str) -> Tuple[Table, List[Po
     if not records:
         raise ValueError(f'No finished run of benchmark {benchmark!r} in the store; run '
                          'tools/benchmark.py first (or check --benchmark).')
-    from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS
     if benchmark == 'vtab':
         return per_dataset_table(records, 'vtab', list(VTAB_DATASETS), VTAB_SHORT, VTAB_GROUPS,
                                  pub.VTAB, 'VTAB-1k: top-1 (%)')
