@@ -161,8 +161,9 @@ def render_metafile(folder: str, rows: Sequence[Tuple[Matrix, Variant, Backbone,
                     ) -> str:
     """``configs/<folder>/metafile.yml``: the published figures of the folder's leaves."""
     names = list(dict.fromkeys(v.published for _, v, _, _ in rows))
-    lines = [META_MARK, '# Published figures of the generated configs of this folder (null:',
-             '# none published for that method, backbone and dataset).', 'Collections:']
+    lines = [META_MARK, f'# Published figures of the generated configs in configs/{folder}/',
+             '# (Results: null where none is published for that backbone and dataset).',
+             'Collections:']
     for name in names:
         titles = list(dict.fromkeys(v.title for _, v, _, _ in rows if v.published == name))
         lines += [f'  - Name: {_q(name)}', '    Metadata:', '      Variants:']

@@ -172,15 +172,16 @@ VARIANTS: Tuple[Variant, ...] = (
 )
 
 
-def default_variant(cls: Type[BasePETLMethod]) -> Variant:
+def default_variant(cls: Type[BasePETLMethod], name: Optional[str] = None) -> Variant:
     """The variant of a registered method that :data:`VARIANTS` does not list.
 
     Folder: the lower-case class name; title: the docstring's first line; published name:
     the class name; matrices: every one whose backbones the class supports; the demo: when
-    it runs on the demo's ViT, with a generated config (the class's defaults).
+    it runs on the demo's ViT, with a generated config (the class's defaults). ``name`` is its
+    registered type name (default: the class name).
     """
     doc = (cls.__doc__ or cls.__name__).strip().splitlines()[0].strip()
-    return Variant(cls.__name__.lower(), doc, cls.__name__, published=cls.__name__,
+    return Variant(cls.__name__.lower(), doc, name or cls.__name__, published=cls.__name__,
                    demo=cls.__name__ if cls.supports(DEMO_PROFILE) else '')
 
 
@@ -189,13 +190,22 @@ def variants() -> List[Variant]:
     method (read from the registry at call time, so methods registered later count)."""
     listed = {v.method for v in VARIANTS}
     rows = [v if v.published else replace(v, published=v.petl) for v in VARIANTS]
-    return rows + [default_variant(cls) for cls in registered() if cls not in listed]
+    return rows + [default_variant(cls, name) for cls, name in _first_names().items()
+                   if cls not in listed]
+
+
+def _first_names() -> Dict[Type[BasePETLMethod], str]:
+    """Registered class -> the first name it was registered under."""
+    names: Dict[Type[BasePETLMethod], str] = {}
+    for name, cls in PETL_METHODS.module_dict.items():
+        names.setdefault(cls, name)
+    return names
 
 
 def registered() -> List[Type[BasePETLMethod]]:
     """Every registered PETL method class once (a class may be registered under aliases, e.g.
     ``LinearProbe`` for ``Frozen``), in registration order."""
-    return list(dict.fromkeys(PETL_METHODS.module_dict.values()))
+    return list(_first_names())
 
 
 def matrix_variants(matrix: str) -> List[Variant]:
