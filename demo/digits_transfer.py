@@ -41,6 +41,7 @@ sys.path.insert(0, ROOT)
 
 from vpetl_mm.benchmark import (MethodResult, load_result,  # noqa: E402
                                 plot_accuracy_vs_params, to_markdown)
+from vpetl_mm.benchmark.variants import demo_variants  # noqa: E402
 from vpetl_mm.datasets.vtab_export import write_vtab1k  # noqa: E402
 
 WORK = osp.join('work_dirs', 'demo')  # relative to ROOT, as in the configs
@@ -50,23 +51,25 @@ PRETRAIN_CFG = osp.join('configs', 'demo', 'vit-tiny_digits0-4_pretrain.py')
 PRETRAIN_DIR = osp.join(WORK, 'pretrain')
 PRETRAINED = osp.join(PRETRAIN_DIR, 'vit-tiny_digits0-4.pth')  # the configs' init_cfg
 TRANSFER_DIR = osp.join(WORK, 'transfer')
-# display name -> config suffix, in table order
-METHODS: List[Tuple[str, str]] = [
-    ('Linear probe', 'frozen'), ('Full fine-tuning', 'full'), ('BitFit', 'bitfit'),
-    ('LoRA', 'lora'), ('Adapter', 'adapter'), ('AdaptFormer', 'adaptformer')]
-# the image method zoo (``--zoo``): the learning check of docs/image.md
-ZOO: List[Tuple[str, str]] = [
-    ('SSF', 'ssf'), ('RepAdapter', 'repadapter'), ('Hydra', 'hydra'), ('FacT-TT', 'fact'),
-    ('VPT-shallow', 'vpt_shallow'), ('VPT-deep', 'vpt_deep'), ('DTL', 'dtl'), ('SCT', 'sct'),
-    ('GPS', 'gps'), ('Prefix tuning', 'prefix'), ('U-Tuning', 'utuning'),
-    ('SNF', 'snf'), ('NOAH', 'noah'), ('LST', 'lst'), ('LAST', 'last'), ('HST', 'hst'),
-    ('LN-tune', 'lntune'), ('Partial-1', 'partial1'), ('Mona', 'mona'), ('LoRand', 'lorand'),
-    ('BAPAT', 'bapat')]
+# the six methods the demo transfers by default (config suffixes; the rest is the zoo)
+CORE = ('frozen', 'full', 'bitfit', 'lora', 'adapter', 'adaptformer')
 # (train, val) images per class; the rest of each class is the test split
 SOURCE_SPLIT, TARGET_SPLIT = (140, 20), (80, 20)
 
 
 _LOG_LOCK = threading.Lock()
+
+
+def demo_methods() -> List[Tuple[str, str]]:
+    """(display name, config suffix) of the six default transfers, in table order."""
+    names = {v.folder: v.demo for v in demo_variants()}
+    return [(names[key], key) for key in CORE]
+
+
+def zoo_methods() -> List[Tuple[str, str]]:
+    """(display name, config suffix) of the image method zoo (``--zoo``): every other variant
+    that runs on the demo's ViT (vpetl_mm/benchmark/variants.py), new methods included."""
+    return [(v.demo, v.folder) for v in demo_variants() if v.folder not in CORE]
 
 
 def log(msg: str) -> None:
@@ -231,18 +234,19 @@ def main() -> None:
     parser.add_argument('--zoo', action='store_true',
                         help='also transfer with every method of the image zoo, and check that '
                         'each beats the untrained head (docs/image.md, "Learning check")')
-    parser.add_argument('--methods', nargs='+', choices=[k for _, k in METHODS + ZOO],
+    core, zoo = demo_methods(), zoo_methods()
+    parser.add_argument('--methods', nargs='+', choices=[k for _, k in core + zoo],
                         help='transfer methods to run (default: the six demo methods, and the '
                         'zoo with --zoo)')
     args = parser.parse_args()
     if args.methods is None:
-        args.methods = [k for _, k in METHODS + (ZOO if args.zoo else [])]
+        args.methods = [k for _, k in core + (zoo if args.zoo else [])]
     start = time.perf_counter()
     os.makedirs(osp.join(ROOT, WORK), exist_ok=True)
 
     prepare_data(args.force)
     pretrain(args.force, args.threads)
-    methods = [(n, k) for n, k in METHODS + ZOO if k in args.methods]
+    methods = [(n, k) for n, k in core + zoo if k in args.methods]
     jobs = max(1, min(args.jobs, len(methods)))
     log(f'transfer: {len(methods)} methods, {jobs} at a time, {args.threads} thread(s) each')
     with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -10,25 +10,26 @@ import pytest
 from mmengine.config import Config
 
 from vpetl_mm.benchmark import pertask
-from vpetl_mm.benchmark.configgen import expected_files
-from vpetl_mm.benchmark.matrices import IMAGE_METHODS
+from vpetl_mm.benchmark.matrices import expected_files
+from vpetl_mm.benchmark.variants import matrix_variants
 from vpetl_mm.datasets import FGVC_DATASETS, VTAB_DATASETS
 from vpetl_mm.registry import PETL_METHODS
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 DATASETS = set(VTAB_DATASETS) | set(FGVC_DATASETS)
-ROWS = {m.folder: m for m in IMAGE_METHODS}
+ROWS = {v.folder: v for v in matrix_variants('image')}
 
 
 def _type(folder: str) -> str:
-    return pertask.petl_kwargs(ROWS[folder].petl)['type']
+    return ROWS[folder].petl
 
 
 def test_tables_name_known_methods_and_datasets():
     assert len(DATASETS) == 24
     assert set(pertask.PER_TASK) == {'hydra', 'repadapter', 'fact', 'gps', 'vpt_deep'}
     for folder, table in pertask.PER_TASK.items():
-        assert folder in ROWS, f'{folder}: no IMAGE_METHODS row'
+        assert folder in ROWS, f'{folder}: no image variant'
+
         unknown = set(table.values) - DATASETS
         assert not unknown, f'{folder}: unknown dataset keys {sorted(unknown)}'
         if table.tasks is not None:
@@ -44,8 +45,7 @@ def test_tables_use_known_method_options(folder):
         unknown = set(kwargs) - set(method.DEFAULTS)
         assert not unknown, f'{folder} / {dataset}: {sorted(unknown)} not options of {method}'
         # the row's fixed options plus the task's build an instance (types, ranges checked)
-        row = {k: v for k, v in pertask.petl_kwargs(ROWS[folder].petl).items()
-               if k not in ('_delete_', 'type')}
+        row = dict(ROWS[folder].kwargs)
         instance = method(**{**row, **kwargs})
         assert all(instance.hparams[k] == v for k, v in kwargs.items())
         assert set(recipe) <= set(pertask.RECIPE_KEYS)
@@ -98,22 +98,28 @@ def test_lookup_and_cite():
 
 
 def test_generated_text_carries_the_values_and_the_source():
+    """The per-task values are the leaves' own recipe; the setting base keeps the common one."""
     files = expected_files()
     hydra = files['configs/hydra/vit-b_vtab-dtd.py']
+    assert "_base_ = ['../_base_/image/vit-b16_vtab-dtd.py']" in hydra
     assert "petl=dict(_delete_=True, type='Hydra', scale=0.1, dropout=0.2)" in hydra
     assert 'extremebird/Hydra@4138457 vtab1k/configs/hydra_both/dtd.yaml' in hydra
-    assert 'train_dataloader = dict(batch_size=32,\n' in hydra  # wrapped: the RandAugment pipeline
-    assert 'train_dataloader = dict(batch_size=16, dataset=dataset)' in \
-        files['configs/hydra/vit-b_vtab-cifar100.py']
+    assert 'train_dataloader = dict(batch_size=32)\n' in hydra
+    assert 'train_dataloader = dict(batch_size=16)' in files['configs/hydra/vit-b_vtab-cifar100.py']
     assert 'optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))' in hydra
-    # no published value: the row's defaults and the common table
+    setting = files['configs/_base_/image/vit-b16_vtab-dtd.py']
+    assert 'optim_wrapper = dict(optimizer=dict(lr=0.0032, weight_decay=0.04))' in setting
+    assert 'pipeline={{_base_.vtab_train_pipeline_aug}}' in setting
+    # no published value: the row's defaults and the setting's recipe
     cub = files['configs/hydra/vit-b_fgvc-cub.py']
-    assert "petl=dict(_delete_=True, type='Hydra'))" in cub and 'extremebird' not in cub
-    assert 'train_dataloader = dict(dataset=dataset)' in cub
+    assert "petl=dict(_delete_=True, type='Hydra')))" in cub and 'extremebird' not in cub
+    assert 'train_dataloader' not in cub and 'optim_wrapper' not in cub
     vpt = files['configs/vpt_deep/vit-b_vtab-dtd.py']
     assert "type='VPT', length=50, deep=True, dropout=0.1)" in vpt and 'KMnP' not in vpt
-    # methods without a table are untouched
-    assert "petl=dict(_delete_=True, type='LoRA'))" in files['configs/lora/vit-b_vtab-dtd.py']
+    # methods without a table are untouched; the CIFAR-100 per-method lr / wd is the leaf's
+    assert "petl=dict(_delete_=True, type='LoRA')))" in files['configs/lora/vit-b_vtab-dtd.py']
+    assert 'optim_wrapper = dict(optimizer=dict(lr=0.005, weight_decay=0.005))' in \
+        files['configs/lora/vit-b_vtab-cifar100.py']
     assert all(len(line) <= 100 for text in files.values() for line in text.splitlines())
 
 

@@ -4,15 +4,18 @@ Some methods tune a hyper-parameter per task (an output scale, a rank, a prompt 
 publish the chosen values in their repositories. Each table here maps a config key of the image
 benchmark (``vpetl_mm.datasets.VTAB_DATASETS`` / ``FGVC_DATASETS``) to the values the source
 publishes for that task; a task a source does not cover keeps the method's row in
-``vpetl_mm/benchmark/matrices.py`` (its defaults and the common lr / wd table). Keys that are
+``vpetl_mm/benchmark/variants.py`` (its defaults) and the common lr / wd table. Keys that are
 arguments of the method go into its ``petl`` dict; :data:`RECIPE_KEYS` override the training
 recipe (AdamW lr and weight decay, training batch size, the backbone's drop-path rate).
-``matrices.py`` writes them into ``configs/<method>/vit-b_<dataset>.py`` with a comment naming
-the source. Only values read in the sources are here (docs/image.md, "Per-task settings").
+``matrices.py`` writes them into ``configs/<method>/vit-b_<dataset>.py`` (the method's own
+recipe over the setting base) with a comment naming the source. Only values read in the
+sources are here (docs/image.md, "Per-task settings").
 """
 import ast
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
+
+from ..datasets import VTAB_DATASETS
 
 # keys of a task's entry that change the recipe, not the method
 RECIPE_KEYS = ('lr', 'weight_decay', 'batch_size', 'drop_path_rate')
@@ -35,7 +38,6 @@ class PerTaskTable:
 
     def cite(self, dataset: str) -> str:
         """The file a task's values come from: ``repo@commit path``."""
-        from ..datasets import VTAB_DATASETS
         task = (self.tasks or VTAB_DATASETS).get(dataset, dataset)
         path = self.source.path.replace('<task>', task)
         return f'{self.source.repo}@{self.source.commit[:7]} {path}'

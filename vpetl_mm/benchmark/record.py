@@ -28,6 +28,7 @@ import socket
 import subprocess
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..datasets import FGVC_DATASETS, VTAB_DATASETS
 from ..evaluation import PRIMARY_METRICS, ppt
 
 RECORD_FILE = 'run_record.json'
@@ -95,7 +96,6 @@ def petl_types(cfg) -> List[str]:
 
 
 def _dataset_from_cfg(cfg) -> Optional[str]:
-    from ..datasets import FGVC_DATASETS, VTAB_DATASETS
     dataset = (cfg.get('train_dataloader', {}) or {}).get('dataset', {}) or {}
     while 'dataset' in dataset and 'type' in dataset and 'Wrapper' in str(dataset['type']):
         dataset = dataset['dataset']  # RepeatDataset / ClassBalancedDataset ...

@@ -27,8 +27,11 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS
 from ..evaluation import ppt as ppt_score
 from . import published as pub
+from .record import to_percent
+from .variants import published_names
 
 BENCHMARKS = ('vtab', 'fgvc', 'video', 'coco', 'voc', 'ade20k')
 VTAB_SHORT = ('C100', 'Cal', 'DTD', 'Flw', 'Pet', 'SVHN', 'Sun', 'PCam', 'Euro', 'Res', 'Ret',
@@ -81,12 +84,18 @@ class Point:
 
 
 def display_name(method: str) -> str:
-    return pub.METHOD_NAMES.get(method, method)
+    """A method folder's name in the tables (its published name, :mod:`.variants`).
+
+    Examples:
+        >>> display_name('linear'), display_name('no-such-folder')
+        ('Linear probing', 'no-such-folder')
+    """
+    return published_names().get(method, method)
 
 
 def _order(names: Sequence[str]) -> List[str]:
-    """Published order (the names' position in METHOD_NAMES), then alphabetical."""
-    rank = {n: i for i, n in enumerate(pub.METHOD_NAMES.values())}
+    """Published order (the variants table's), then alphabetical."""
+    rank = {n: i for i, n in enumerate(dict.fromkeys(published_names().values()))}
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
@@ -150,7 +159,6 @@ def _seed_counts(records: Sequence[dict]) -> Dict[tuple, set]:
 
 def _cells(records: Sequence[dict], metric: Optional[str] = None) -> Dict[str, Dict[int, float]]:
     """dataset -> seed -> metric in percent (the record's primary metric, or ``metric``)."""
-    from .record import to_percent
     cells: Dict[str, Dict[int, float]] = defaultdict(dict)
     for r in records:
         if metric is None and r.get('value_pct') is not None:
@@ -199,7 +207,6 @@ def per_dataset_table(records: Sequence[dict], benchmark: str, known: Sequence[s
 
 
 def video_table(records: Sequence[dict]) -> Tuple[Table, List[Point]]:
-    from .matrices import VIDEO
     datasets = [d for d in VIDEO_COLUMNS if any(r.get('dataset') == d for r in records)]
     datasets += sorted({r.get('dataset') or '?' for r in records} - set(VIDEO_COLUMNS))
     rows = _rows(records)
@@ -211,7 +218,6 @@ def video_table(records: Sequence[dict]) -> Tuple[Table, List[Point]]:
         columns += [Column(f'{title} top-1'), Column(f'{title} PPT', 'num', 2)]
     columns += [Column(f'Published {VIDEO_COLUMNS.get(d, d)}', 'num', 2) for d in datasets]
     table, points = Table('Video: top-1 (%)', columns), []
-    folders = {v: k for k, v in pub.METHOD_NAMES.items()}
     for (name, backbone, protocol), runs in rows.items():
         cells, params = _cells(runs), _params(runs)
         row: list = [name, backbone] + [protocol] * mixed
@@ -221,7 +227,7 @@ def video_table(records: Sequence[dict]) -> Tuple[Table, List[Point]]:
             row += [stat, _ppt(stat.mean if stat else None, params)]
             if stat:
                 points.append(Point(f'{name} / {backbone} / {d}', params, stat.mean, row[-1]))
-        entry = VIDEO.published.get((folders.get(name, name), backbone))
+        entry = pub.VIDEO.get((name, backbone))
         row += [entry[1].get(d) if entry else None for d in datasets]
         table.rows.append(row)
     table.notes = _notes(records, pub.SOURCES['video'], False)
@@ -280,7 +286,6 @@ def build_table(records: Sequence[dict], benchmark: str) -> Tuple[Table, List[Po
     if not records:
         raise ValueError(f'No finished run of benchmark {benchmark!r} in the store; run '
                          'tools/benchmark.py first (or check --benchmark).')
-    from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS
     if benchmark == 'vtab':
         return per_dataset_table(records, 'vtab', list(VTAB_DATASETS), VTAB_SHORT, VTAB_GROUPS,
                                  pub.VTAB, 'VTAB-1k: top-1 (%)')

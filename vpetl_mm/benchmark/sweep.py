@@ -24,7 +24,6 @@ Examples:
     >>> [j.config for j in jobs][:2]
     ['configs/lora/vit-b_vtab-dtd.py', 'configs/lora/vit-b_vtab-dtd.py']
 """
-import ast
 import fnmatch
 import glob
 import json
@@ -36,8 +35,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from mmengine.config import Config
+
+from ..datasets import FGVC_DATASETS, VTAB_DATASETS
 from .record import (REPO, RECORD_FILE, config_key, failed_record, labels_from_path, now,
                      read_record)
 from .store import ResultStore
@@ -68,7 +70,6 @@ class Job:
 
 def dataset_keys(names: Sequence[str]) -> List[str]:
     """Expand ``vtab`` / ``fgvc`` to their dataset keys; other names (and globs) stay."""
-    from ..datasets import FGVC_DATASETS, VTAB_DATASETS
     groups = dict(vtab=list(VTAB_DATASETS), fgvc=list(FGVC_DATASETS))
     out: List[str] = []
     for name in names:
@@ -76,45 +77,77 @@ def dataset_keys(names: Sequence[str]) -> List[str]:
     return out
 
 
-def config_protocol(path: str, _cache: Dict[str, Optional[str]] = {}) -> str:
+def config_protocol(path: str, _cache: Dict[str, str] = {}) -> str:
     """The ``protocol`` a config sets (itself or through its ``_base_`` files), else 'none'.
 
-    Read from the files' syntax trees: loading 700 configs with mmengine takes minutes.
+    Read with mmengine's :class:`~mmengine.config.Config` (custom imports skipped: only the
+    value is needed), once per file.
     """
-    def find(p: str) -> Optional[str]:
-        p = osp.abspath(p)
-        if p not in _cache:
-            _cache[p] = None
-            with open(p) as f:
-                tree = ast.parse(f.read(), p)
-            bases, own = [], None
-            for node in tree.body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-                        isinstance(node.targets[0], ast.Name):
-                    name = node.targets[0].id
-                    if name == 'protocol' and isinstance(node.value, ast.Constant):
-                        own = node.value.value
-                    elif name == '_base_':
-                        value = node.value
-                        items = value.elts if isinstance(value, (ast.List, ast.Tuple)) \
-                            else [value]
-                        bases = [i.value for i in items if isinstance(i, ast.Constant)]
-            if own is None:
-                for base in bases:  # later bases override earlier ones, as mmengine merges
-                    if '::' in base:
-                        continue  # a package's config (mmpretrain::...) sets no protocol
-                    found = find(osp.join(osp.dirname(p), base))
-                    own = found if found is not None else own
-            _cache[p] = own
-        return _cache[p]
-
-    return find(path) or 'none'
+    path = osp.abspath(path)
+    if path not in _cache:
+        cfg = Config.fromfile(path, import_custom_modules=False)
+        _cache[path] = cfg.get('protocol') or 'none'
+    return _cache[path]
 
 
 def _glob(pattern: str) -> List[str]:
     if glob.has_magic(pattern):
         return sorted(glob.glob(pattern))
     return [pattern] if osp.isfile(pattern) else []
+
+
+def _check_grid(configs: Sequence[str], methods: Sequence[str], datasets: Sequence[str],
+                seeds: Sequence[int], protocol: Optional[str]) -> None:
+    """Raise ``ValueError`` naming the fix for a grid that cannot run."""
+    if not configs and not methods:
+        raise ValueError('An empty grid: give configs (globs) or methods and datasets.')
+    if methods and not datasets:
+        raise ValueError('methods need datasets (e.g. datasets: [vtab] or [vtab-dtd]).')
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f'seeds must be distinct and not empty, got {list(seeds)}.')
+    if protocol not in (None, 'none', 'default', 'legacy'):
+        raise ValueError(f"protocol must be 'none', 'default' or 'legacy', got {protocol!r}.")
+
+
+def _config_entries(configs: Sequence[str]) -> List[Tuple[str, Dict[str, str]]]:
+    """(path, no labels) of every config the globs match; a glob matching none raises."""
+    entries: List[Tuple[str, Dict[str, str]]] = []
+    for pattern in configs:
+        found = _glob(pattern)
+        if not found:
+            raise FileNotFoundError(f'No config matches {pattern!r} (relative to '
+                                    f'{os.getcwd()}).')
+        entries += [(p, {}) for p in found]
+    return entries
+
+
+def _matrix_entries(methods: Sequence[str], datasets: Sequence[str], backbone: str,
+                    config_root: str, warn: Callable[[str], None]
+                    ) -> List[Tuple[str, Dict[str, str]]]:
+    """(path, labels) of the generated configs of every method x dataset pair."""
+    entries: List[Tuple[str, Dict[str, str]]] = []
+    for method in methods:
+        for dataset in dataset_keys(datasets):
+            pattern = osp.join(config_root, method, f'{backbone}_{dataset}.py')
+            found = _glob(pattern)
+            if not found:
+                warn(f'[benchmark] no config {pattern}: left out of the grid')
+            for path in found:
+                stem = osp.splitext(osp.basename(path))[0]
+                entries.append((path, dict(method=osp.basename(osp.dirname(path)),
+                                           backbone=backbone,
+                                           dataset=stem[len(backbone) + 1:])))
+    return entries
+
+
+def _work_name(path: str) -> str:
+    """A config's work-dir name: its path under configs/ (or folder and name) without .py."""
+    rel = config_key(path)
+    if osp.isabs(rel):  # outside the repository: its folder and name
+        rel = osp.join(osp.basename(osp.dirname(rel)), osp.basename(rel))
+    elif rel.startswith('configs/'):
+        rel = rel[len('configs/'):]
+    return osp.splitext(rel)[0]
 
 
 def expand_grid(configs: Sequence[str] = (), methods: Sequence[str] = (),
@@ -137,45 +170,17 @@ def expand_grid(configs: Sequence[str] = (), methods: Sequence[str] = (),
         work_root: The folder of the runs' work dirs.
         config_root: The folder of the generated configs.
     """
-    if not configs and not methods:
-        raise ValueError('An empty grid: give configs (globs) or methods and datasets.')
-    if methods and not datasets:
-        raise ValueError('methods need datasets (e.g. datasets: [vtab] or [vtab-dtd]).')
-    if len(set(seeds)) != len(seeds) or not seeds:
-        raise ValueError(f'seeds must be distinct and not empty, got {list(seeds)}.')
-    if protocol not in (None, 'none', 'default', 'legacy'):
-        raise ValueError(f"protocol must be 'none', 'default' or 'legacy', got {protocol!r}.")
-    entries: List[tuple] = []  # (path, labels)
-    for pattern in configs:
-        found = _glob(pattern)
-        if not found:
-            raise FileNotFoundError(f'No config matches {pattern!r} (relative to '
-                                    f'{os.getcwd()}).')
-        entries += [(p, {}) for p in found]
-    for method in methods:
-        for dataset in dataset_keys(datasets):
-            pattern = osp.join(config_root, method, f'{backbone}_{dataset}.py')
-            found = _glob(pattern)
-            if not found:
-                warn(f'[benchmark] no config {pattern}: left out of the grid')
-            for path in found:
-                stem = osp.splitext(osp.basename(path))[0]
-                entries.append((path, dict(method=osp.basename(osp.dirname(path)),
-                                           backbone=backbone,
-                                           dataset=stem[len(backbone) + 1:])))
+    _check_grid(configs, methods, datasets, seeds, protocol)
+    entries = _config_entries(configs) + _matrix_entries(methods, datasets, backbone,
+                                                         config_root, warn)
     seen, jobs = set(), []
     for path, labels in entries:
         if config_key(path) in seen:
             continue
         seen.add(config_key(path))
         proto = protocol or config_protocol(path)
-        rel = config_key(path)
-        if osp.isabs(rel):  # outside the repository: its folder and name
-            rel = osp.join(osp.basename(osp.dirname(rel)), osp.basename(rel))
-        elif rel.startswith('configs/'):
-            rel = rel[len('configs/'):]
         for seed in seeds:
-            work_dir = osp.join(work_root, osp.splitext(rel)[0], f'{proto}-seed{seed}')
+            work_dir = osp.join(work_root, _work_name(path), f'{proto}-seed{seed}')
             jobs.append(Job(path, int(seed), proto, work_dir, dict(labels), list(cfg_options)))
     if not jobs:
         raise ValueError('The grid has no run: no config matched.')
@@ -280,6 +285,64 @@ def _finished_record(job: Job) -> Optional[dict]:
     return record if record['status'] == 'done' and key == job.key else None
 
 
+def _triage(jobs: Sequence[Job], store: ResultStore, skip_failed: bool,
+            counts: Dict[str, int]) -> List[Job]:
+    """The jobs left to run; records the finished runs the store lacks (counted)."""
+    pending: List[Job] = []
+    for job in jobs:
+        status = store.status(*job.key)
+        record = None if status == 'done' else _finished_record(job)
+        if status == 'done':
+            counts['skipped'] += 1
+        elif record is not None:  # finished, but the sweep died before recording it
+            store.put(record)
+            counts['recovered'] += 1
+        elif status == 'failed' and skip_failed:
+            counts['skipped'] += 1
+        else:
+            pending.append(job)
+    return pending
+
+
+def _launch(job: Job, cmd: List[str], launcher: str, python: str) -> Tuple[int, str, str]:
+    """Run one job's command, output appended to its ``benchmark.log``: (exit code, start
+    time, log path)."""
+    os.makedirs(job.work_dir, exist_ok=True)
+    stale = osp.join(job.work_dir, RECORD_FILE)
+    if osp.isfile(stale):
+        os.remove(stale)  # an earlier failure's record: this attempt writes its own
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    if launcher == 'dist':
+        env.update(PYTHON=python, PORT=str(_free_port()))
+    log_path = osp.join(job.work_dir, 'benchmark.log')
+    start = now()
+    with open(log_path, 'a') as out:
+        out.write(f'\n=== {start} {shlex.join(cmd)}\n')
+        out.flush()
+        rc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    return rc, start, log_path
+
+
+def _record_outcome(job: Job, store: ResultStore, rc: int, start: str, log_path: str,
+                    elapsed: float) -> Tuple[bool, str]:
+    """Put the run's record (done, or failed with the end of its log) into the store:
+    (done, what to log)."""
+    record = _finished_record(job) if rc == 0 else None
+    if record is not None:
+        store.put(record)  # tools/train.py --store wrote it already: idempotent
+        return True, f"done: {record.get('metric')} = {record.get('value')}"
+    with open(log_path) as f:
+        tail = f.read()[-3000:]
+    reason = f'exit code {rc}' if rc else f'exit code 0 but no done {RECORD_FILE}'
+    labels = {k: v for k, v in labels_from_path(job.config).items() if v}
+    labels.update(job.labels)
+    store.put(failed_record(config_path=job.config, labels=labels, seed=job.seed,
+                            protocol=job.protocol, work_dir=job.work_dir,
+                            error=f'{reason}; log {log_path}:\n{tail}', start=start,
+                            duration_s=elapsed))
+    return False, f'FAILED ({reason}; see {log_path})'
+
+
 def run_sweep(jobs: Sequence[Job], store: ResultStore, launcher: str = 'none', gpus: int = 1,
               python: str = sys.executable, skip_failed: bool = False,
               log: Optional[Callable[[str], None]] = None) -> Dict[str, int]:
@@ -298,19 +361,7 @@ def run_sweep(jobs: Sequence[Job], store: ResultStore, launcher: str = 'none', g
     """
     log = log or (lambda line: print(line, flush=True))
     counts = dict(done=0, skipped=0, recovered=0, failed=0, ran=0)
-    pending: List[Job] = []
-    for job in jobs:
-        status = store.status(*job.key)
-        record = None if status == 'done' else _finished_record(job)
-        if status == 'done':
-            counts['skipped'] += 1
-        elif record is not None:  # finished, but the sweep died before recording it
-            store.put(record)
-            counts['recovered'] += 1
-        elif status == 'failed' and skip_failed:
-            counts['skipped'] += 1
-        else:
-            pending.append(job)
+    pending = _triage(jobs, store, skip_failed, counts)
     total = len(jobs)
     log(f'[benchmark] {total} runs: {counts["skipped"]} already in the store, '
         f'{counts["recovered"]} recovered from their work dirs, {len(pending)} to run '
@@ -318,48 +369,20 @@ def run_sweep(jobs: Sequence[Job], store: ResultStore, launcher: str = 'none', g
     durations: List[float] = []
     for i, job in enumerate(pending):
         resume = has_checkpoint(job.work_dir)
-        os.makedirs(job.work_dir, exist_ok=True)
-        stale = osp.join(job.work_dir, RECORD_FILE)
-        if osp.isfile(stale):
-            os.remove(stale)  # an earlier failure's record: this attempt writes its own
-        cmd = command(job, store.path, resume, launcher, gpus, python)
         log(f'[benchmark] run {i + 1}/{len(pending)}: {job.name}'
             + (' (resuming from its checkpoint)' if resume else '') + f' -> {job.work_dir}')
-        env = dict(os.environ, PYTHONUNBUFFERED='1')
-        if launcher == 'dist':
-            env.update(PYTHON=python, PORT=str(_free_port()))
-        log_path = osp.join(job.work_dir, 'benchmark.log')
-        start, t0 = now(), time.time()
-        with open(log_path, 'a') as out:
-            out.write(f'\n=== {start} {shlex.join(cmd)}\n')
-            out.flush()
-            rc = subprocess.run(cmd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT).returncode
-        elapsed = time.time() - t0
-        durations.append(elapsed)
+        t0 = time.time()
+        rc, start, log_path = _launch(
+            job, command(job, store.path, resume, launcher, gpus, python), launcher, python)
+        durations.append(time.time() - t0)
         counts['ran'] += 1
-        record = _finished_record(job) if rc == 0 else None
-        if record is not None:
-            store.put(record)  # tools/train.py --store wrote it already: idempotent
-            what = f"done: {record.get('metric')} = {record.get('value')}"
-        else:
-            with open(log_path) as f:
-                tail = f.read()[-3000:]
-            reason = f'exit code {rc}' if rc else f'exit code 0 but no done {RECORD_FILE}'
-            labels = {k: v for k, v in labels_from_path(job.config).items() if v}
-            labels.update(job.labels)
-            store.put(failed_record(config_path=job.config, labels=labels, seed=job.seed,
-                                    protocol=job.protocol, work_dir=job.work_dir,
-                                    error=f'{reason}; log {log_path}:\n{tail}', start=start,
-                                    duration_s=elapsed))
-            counts['failed'] += 1
-            what = f'FAILED ({reason}; see {log_path})'
+        done, what = _record_outcome(job, store, rc, start, log_path, durations[-1])
+        counts['failed'] += not done
         finished = counts['skipped'] + counts['recovered'] + counts['ran']
-        left = total - finished
         mean = sum(durations) / len(durations)
-        log(f'[benchmark] {job.name}: {what} in {_clock(elapsed)} | {finished}/{total} '
-            f'finished ({counts["failed"]} failed), {left} left | {mean:.1f} s per run, '
-            f'ETA {_clock(mean * left)}')
+        log(f'[benchmark] {job.name}: {what} in {_clock(durations[-1])} | {finished}/{total} '
+            f'finished ({counts["failed"]} failed), {total - finished} left | {mean:.1f} s per '
+            f'run, ETA {_clock(mean * (total - finished))}')
     counts['done'] = sum(store.status(*j.key) == 'done' for j in jobs)
     log(f'[benchmark] finished: {counts["done"]}/{total} done, {counts["failed"]} failed in '
         f'this sweep')

@@ -12,12 +12,17 @@ import os
 import platform
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..variants import merged_is_host, registered
+
 Records = Dict[str, Dict[str, Any]]
 
 #: The methods each target group covers (issue 8 of the benchmark).
 THROUGH_BACKBONE = ('LoRA', 'Adapter', 'AdaptFormer', 'BitFit', 'SSF', 'VPT')
 SIDE = ('E3VA', 'LST', 'LAST', 'HST')
-MERGED = ('LoRA', 'SSF', 'BitFit', 'RepAdapter', 'FacT', 'Hydra')
+#: The merged-inference targets: every registered method whose merged model is the plain host
+#: (read from the class: ``merged_is_host``), the references Full and Frozen aside.
+MERGED = tuple(cls.__name__ for cls in registered()
+               if cls.__name__ not in ('Full', 'Frozen') and merged_is_host(cls))
 PEER_BASELINES = ('peft-LoRA', 'mmpretrain-LoRAModel')
 
 #: (target, variant, field, reference variant or None, limit): ``variant``'s ``field`` divided
