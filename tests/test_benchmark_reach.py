@@ -16,8 +16,8 @@ from runner_utils import result_record
 from test_docs import first_python_block
 from vpetl_mm.benchmark import report
 from vpetl_mm.benchmark.matrices import expected_files
-from vpetl_mm.benchmark.variants import (VARIANTS, demo_variants, merged_is_host,
-                                         published_names, registered, variants)
+from vpetl_mm.benchmark.variants import (VARIANTS, demo_variants, published_names, registered,
+                                          variants)
 from vpetl_mm.registry import PETL_METHODS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -56,7 +56,7 @@ def test_default_variant_comes_from_the_class(ia3):
     assert variant.title == ia3.__doc__.strip().splitlines()[0]
     assert variant.petl_source == "dict(_delete_=True, type='IA3')"
     assert variant.joins('image') and variant.joins('video')  # it supports every profile
-    assert ia3 in registered() and not merged_is_host(ia3)  # it injects, and never merges
+    assert ia3 in registered() and not ia3.folds_into_host()  # it injects, and never merges
 
 
 def test_generated_set_gains_the_method_and_nothing_else_changes(ia3, before):

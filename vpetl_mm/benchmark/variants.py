@@ -8,7 +8,8 @@ published tables, per-variant config lines, a restriction to some matrices or th
 Every other registered method gets a default variant from its class (:func:`default_variant`),
 so a new method reaches the generated configs (:mod:`.matrices`), the report tables
 (:mod:`.report`) and the digits demo's zoo with its module and its registry import alone.
-Mergeability is never restated here: :func:`merged_is_host` reads it from the class.
+Mergeability is never restated here: the class says it
+(:meth:`~vpetl_mm.methods.base.BasePETLMethod.folds_into_host`).
 
 Examples:
     >>> [v.folder for v in variants() if v.petl == 'VPT']
@@ -224,23 +225,3 @@ def published_names() -> Dict[str, str]:
 def demo_variants() -> List[Variant]:
     """The digits demo's variants (its zoo), in table order."""
     return [v for v in variants() if v.demo]
-
-
-def injects(cls: Type[BasePETLMethod]) -> bool:
-    """Whether the method adds modules to the host (it overrides ``inject``)."""
-    return cls.inject is not BasePETLMethod.inject
-
-
-def merged_is_host(cls: Type[BasePETLMethod]) -> bool:
-    """Whether the host alone computes the method after ``merge()``: its ``FOLDS_INTO_HOST``
-    flag, which defaults to ``MERGEABLE``, or, for a method that injects nothing (BitFit,
-    LN-tune ...), always.
-
-    Examples:
-        >>> merged_is_host(PETL_METHODS.get('LoRA')), merged_is_host(PETL_METHODS.get('VPT'))
-        (True, False)
-    """
-    folds = getattr(cls, 'FOLDS_INTO_HOST', None)
-    if folds is not None:
-        return bool(folds)
-    return bool(cls.MERGEABLE) or not injects(cls)

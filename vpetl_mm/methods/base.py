@@ -220,21 +220,24 @@ class BasePETLMethod:
         self._handles.clear()
 
     # -- derived queries -----------------------------------------------------------------------
-    def folds_into_host(self) -> bool:
+    @classmethod
+    def folds_into_host(cls) -> bool:
         """Whether the stock host backbone alone reproduces this method (after :meth:`merge`).
 
-        True for mergeable methods (unless ``FOLDS_INTO_HOST`` says otherwise) and for methods
-        that only choose host parameters to train (BitFit, LNTune, Partial, Full, Frozen):
-        nothing injected, no hook, and the host's forward run as it is.
+        ``FOLDS_INTO_HOST`` where set; else True for mergeable methods and for methods that
+        only choose host parameters to train (BitFit, LNTune, Partial, Full, Frozen): no
+        :meth:`inject`, no forward context or output transform, the host's forward run as it
+        is. A class-level fact: the benchmark tables read it without building a model, and
+        ``tests/test_contract.py`` checks it on every profile (``merge_and_unload``).
         """
-        if self.FOLDS_INTO_HOST is not None:
-            return self.FOLDS_INTO_HOST
-        if self.MERGEABLE:
+        if cls.FOLDS_INTO_HOST is not None:
+            return cls.FOLDS_INTO_HOST
+        if cls.MERGEABLE:
             return True
-        cls = type(self)
-        return (not self.injected and not self._handles and not self.DETACHES_BACKBONE
-                and cls.forward_context is BasePETLMethod.forward_context
-                and cls.transform_output is BasePETLMethod.transform_output)
+        base = BasePETLMethod
+        return (cls.inject is base.inject and not cls.DETACHES_BACKBONE
+                and cls.forward_context is base.forward_context
+                and cls.transform_output is base.transform_output)
 
     # -- helpers for validate / plan -----------------------------------------------------------
     def site_targets(self, anatomy: Anatomy, allowed: Tuple[str, ...]) -> Tuple[str, ...]:

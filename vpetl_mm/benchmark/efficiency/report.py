@@ -12,7 +12,7 @@ import os
 import platform
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..variants import merged_is_host, registered
+from ..variants import registered
 
 Records = Dict[str, Dict[str, Any]]
 
@@ -20,9 +20,9 @@ Records = Dict[str, Dict[str, Any]]
 THROUGH_BACKBONE = ('LoRA', 'Adapter', 'AdaptFormer', 'BitFit', 'SSF', 'VPT')
 SIDE = ('E3VA', 'LST', 'LAST', 'HST')
 #: The merged-inference targets: every registered method whose merged model is the plain host
-#: (read from the class: ``merged_is_host``), the references Full and Frozen aside.
+#: (read from the class: ``folds_into_host()``), the references Full and Frozen aside.
 MERGED = tuple(cls.__name__ for cls in registered()
-               if cls.__name__ not in ('Full', 'Frozen') and merged_is_host(cls))
+               if cls.__name__ not in ('Full', 'Frozen') and cls.folds_into_host())
 PEER_BASELINES = ('peft-LoRA', 'mmpretrain-LoRAModel')
 
 #: (target, variant, field, reference variant or None, limit): ``variant``'s ``field`` divided
