@@ -13,9 +13,10 @@ from vpetl_mm.registry import PETL_METHODS
 DOCS = osp.join(osp.dirname(__file__), '..', 'docs')
 
 
-def first_python_block(doc: str) -> str:
+def first_python_block(doc: str, containing: str = '') -> str:
+    """The first ```python block of ``doc`` whose code contains ``containing``."""
     text = open(osp.join(DOCS, doc)).read()
-    return re.search(r'```python\n(.*?)```', text, re.S).group(1)
+    return next(b for b in re.findall(r'```python\n(.*?)```', text, re.S) if containing in b)
 
 
 @pytest.fixture(scope='module')
@@ -45,8 +46,8 @@ MMSEG_VIT = TinyBackbone('mmseg.VisionTransformer', 'mmseg',
 
 @pytest.fixture(scope='module')
 def mmseg_vit_profile():
-    exec(compile(first_python_block('add_backbone_profile.md'), 'add_backbone_profile.md',
-                 'exec'), {})
+    example = first_python_block('add_backbone_profile.md', 'register_profile(BackboneProfile(')
+    exec(compile(example, 'add_backbone_profile.md', 'exec'), {})
     yield PROFILES['mmseg.VisionTransformer']
     PROFILES.pop('mmseg.VisionTransformer')
 
