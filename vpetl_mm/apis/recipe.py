@@ -6,7 +6,8 @@ as plain data: the optimizer and, with ``build=True``, its parameter groups as t
 data: :mod:`.shapes`); the batch size, the loop (epochs / iterations), the ``param_scheduler``
 entries and the warm-up, label smoothing, the augmenting transforms of the train pipeline, drop
 path, the input normalisation, the head init, the protocol and the recorded source of the
-recipe (:mod:`vpetl_mm.benchmark.sources`). ``tools/analysis/recipe.py`` prints it
+recipe (:mod:`vpetl_mm.benchmark.sources`). ``deviations`` lists where the config
+departs from the values its source records. ``tools/analysis/recipe.py`` prints it
 (:func:`format_recipe`) or dumps it as JSON.
 
 Examples:
@@ -19,6 +20,7 @@ Examples:
 import copy
 import importlib
 import inspect
+import math
 import os.path as osp
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -258,6 +260,46 @@ def resolve(cfg: Config) -> Dict[str, Any]:
         sources=[s.as_dict() for s in recipe_sources(folder, setting)])
 
 
+def _runs(recipe: Dict[str, Any], key: str) -> Any:
+    """The value the resolved recipe runs for a recorded-source key."""
+    if key in ('lr', 'weight_decay'):
+        return (recipe['optimizer'] or {}).get(key)
+    if key == 'augmentation':
+        return bool(recipe['augmentation'])
+    if key == 'drop_path_rate':
+        rates = sorted(set(recipe['drop_path'].values()))
+        return rates[0] if len(rates) == 1 else rates
+    if key in recipe:  # batch_size, label_smoothing
+        return recipe[key]
+    petl = recipe['method']['petl']  # a method argument of a per-task table
+    return petl.get(key) if isinstance(petl, dict) else None
+
+
+def deviations(recipe: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Where the resolved recipe differs from its recorded source: each key's value from the
+    most specific source that records it, against what the config runs.
+
+    Examples:
+        >>> recipe = config_recipe('configs/lora/vit-b_vtab-cifar100.py', build=False,
+        ...                        cfg_options={'optim_wrapper.optimizer.lr': 0.1})
+        >>> [(d['key'], d['recorded'], d['runs']) for d in recipe['deviations']]
+        [('lr', 0.005, 0.1)]
+    """
+    found, seen = [], set()
+    for source in recipe['sources']:
+        for key, recorded in source['values'].items():
+            if key in seen:
+                continue
+            seen.add(key)
+            runs = _runs(recipe, key)
+            same = runs == recorded or (isinstance(runs, (int, float)) and isinstance(
+                recorded, (int, float)) and math.isclose(runs, recorded, rel_tol=1e-9))
+            if not same:
+                found.append(dict(key=key, recorded=recorded, runs=runs,
+                                  source=source['source']))
+    return found
+
+
 def optimizer_groups(cfg: Config, model: nn.Module) -> List[Dict[str, Any]]:
     """The optimizer's parameter groups as the config's constructor builds them on ``model``,
     merged by (role, lr, weight decay); role ``petl`` is what the PETL method trains in the
@@ -296,6 +338,7 @@ def config_recipe(config: Union[str, Config], cfg_options: Optional[dict] = None
     """
     cfg = load_config(config, cfg_options)
     recipe = resolve(cfg)
+    recipe['deviations'] = deviations(recipe)
     recipe['groups'] = optimizer_groups(cfg, build_model_shapes(cfg)) if build else None
     return recipe
 
@@ -348,5 +391,8 @@ def format_recipe(recipe: Dict[str, Any]) -> str:
         'head init: ' + ('; '.join(f'{k} {v}' for k, v in recipe['head_init'].items()) or '-'),
         f"protocol: {recipe['protocol'] or 'none set'}",
         f"source: {recipe['source']}",
+        'deviations from the recorded source: ' + ('; '.join(
+            f"{d['key']} runs {d['runs']!r}, recorded {d['recorded']!r}"
+            for d in recipe.get('deviations') or []) or 'none'),
     ]
     return '\n'.join(lines)

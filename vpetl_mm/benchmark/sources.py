@@ -21,11 +21,11 @@ Examples:
     >>> source_text('lora', 'videoswin-b_ssv2')
     'no recorded source'
 """
-from dataclasses import dataclass
-from typing import Callable, List, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Tuple
 
 from ..datasets import (FGVC_DATASETS, FGVC_LR_WD, VTAB_AUGMENTED, VTAB_CIFAR100_LR_WD,
-                        VTAB_DATASETS, VTAB_LR_WD)
+                        VTAB_DATASETS, VTAB_LABEL_SMOOTHING, VTAB_LR_WD)
 from .pertask import lookup as per_task_lookup
 
 NO_SOURCE = 'no recorded source'
@@ -34,12 +34,16 @@ _TABLES = 'vpetl_mm/datasets/recipes.py'
 
 @dataclass(frozen=True)
 class RecipeSource:
-    """One recorded source: what it sets (``keys``) and where it was read (``text``)."""
+    """One recorded source: what it sets (``keys``), where it was read (``text``) and, where
+    the table holds them, the recorded ``values`` (``lr``, ``weight_decay``, ``batch_size``,
+    ``drop_path_rate``, ``label_smoothing``, ``augmentation`` (bool), method arguments), which
+    :func:`vpetl_mm.apis.recipe.deviations` compares with what the config runs."""
     keys: Tuple[str, ...]
     text: str
+    values: Dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return dict(keys=list(self.keys), source=self.text)
+        return dict(keys=list(self.keys), source=self.text, values=dict(self.values))
 
 
 SourceLookup = Callable[[str, str], List[RecipeSource]]
@@ -62,7 +66,7 @@ def per_task_sources(folder: str, setting: str) -> List[RecipeSource]:
     if found is None:
         return []
     method_args, recipe, cite = found
-    return [RecipeSource(tuple(recipe) + tuple(method_args), cite)]
+    return [RecipeSource(tuple(recipe) + tuple(method_args), cite, {**recipe, **method_args})]
 
 
 def common_image_sources(folder: str, setting: str) -> List[RecipeSource]:
@@ -72,18 +76,24 @@ def common_image_sources(folder: str, setting: str) -> List[RecipeSource]:
         task = VTAB_DATASETS[dataset]
         sources = []
         if dataset == 'vtab-cifar100' and folder in VTAB_CIFAR100_LR_WD:
+            lr, wd = VTAB_CIFAR100_LR_WD[folder]
             sources.append(RecipeSource(
                 ('lr', 'weight_decay'), f'V-PETL Bench reference YAML of {folder} on VTAB-1k '
-                f'{task} ({_TABLES} VTAB_CIFAR100_LR_WD)'))
-        keys = ('label_smoothing', 'augmentation') + (() if sources else ('lr', 'weight_decay'))
+                f'{task} ({_TABLES} VTAB_CIFAR100_LR_WD)', dict(lr=lr, weight_decay=wd)))
+        lr, wd = VTAB_LR_WD[dataset]
+        values = dict(label_smoothing=VTAB_LABEL_SMOOTHING[dataset],
+                      augmentation=dataset in VTAB_AUGMENTED)
+        values.update({} if sources else dict(lr=lr, weight_decay=wd))
         aug = 'RandAugment' if dataset in VTAB_AUGMENTED else 'no augmentation'
-        sources.append(RecipeSource(keys, f'V-PETL Bench common VTAB-1k table, task {task} '
-                                    f'({aug}; {_TABLES} VTAB_LR_WD, VTAB_LABEL_SMOOTHING, '
-                                    'VTAB_AUGMENTED)'))
+        sources.append(RecipeSource(tuple(values), f'V-PETL Bench common VTAB-1k table, task '
+                                    f'{task} ({aug}; {_TABLES} VTAB_LR_WD, VTAB_LABEL_SMOOTHING,'
+                                    ' VTAB_AUGMENTED)', values))
         return sources
     if dataset in FGVC_DATASETS and dataset in FGVC_LR_WD:
+        lr, wd = FGVC_LR_WD[dataset]
         return [RecipeSource(('lr', 'weight_decay'), 'V-PETL Bench common FGVC table, '
-                             f'{FGVC_DATASETS[dataset][0]} ({_TABLES} FGVC_LR_WD)')]
+                             f'{FGVC_DATASETS[dataset][0]} ({_TABLES} FGVC_LR_WD)',
+                             dict(lr=lr, weight_decay=wd))]
     return []
 
 
