@@ -102,8 +102,8 @@ def test_vtab_table_group_means_published_and_formats(tmp_path):
     table, points = report.build_table(store.records(benchmark='vtab'), 'vtab')
     names = [c.name for c in table.columns]
     assert names[:20] == ['Method'] + list(report.VTAB_SHORT)
-    assert names[20:] == ['Natural', 'Specialized', 'Structured', 'Mean', 'Params (M)', 'PPT',
-                          'Published mean', 'Seeds']
+    assert names[20:] == ['Natural', 'Specialized', 'Structured', 'Mean (19 tasks)',
+                          'Mean (groups)', 'Params (M)', 'PPT', 'Published mean', 'Seeds']
     rows = {row[0]: row for row in table.rows}
     assert [row[0] for row in table.rows] == ['Adapter', 'LoRA']  # the published order
     idx = {g: [i for i, t in enumerate(VTAB_DATASETS) if VTAB_GROUPS[t] == g]
@@ -115,27 +115,35 @@ def test_vtab_table_group_means_published_and_formats(tmp_path):
         expected = 60 + 2 * sum(idx[group]) / len(idx[group]) + 1
         assert lora[col].mean == pytest.approx(expected) and not lora[col].partial
         assert lora[col].std == pytest.approx(1.)  # per-seed group means differ by 1
-    # the mean over the 19 tasks as published (not the mean of the three group means)
+    # the mean both ways: over the 19 tasks as V-PETL publishes it, and of the three group means
     assert lora[23].mean == pytest.approx(60 + 2 * 9 + 1)
-    assert lora[23].mean != pytest.approx(sum(lora[c].mean for c in (20, 21, 22)) / 3)
-    assert lora[24] == pytest.approx(0.294912)
-    assert lora[25] == pytest.approx(79. / 100 * math.exp(-math.log10(294912 / 1e7 + 1)))
-    assert lora[26] == VTAB['LoRA']['mean'] == 72.25 and lora[27] == '0,1,2'
+    assert lora[24].mean == pytest.approx((67 + 78 + 90) / 3) != lora[23].mean
+    assert lora[24].std == pytest.approx(1.) and not lora[24].partial
+    assert lora[25] == pytest.approx(0.294912)
+    # PPT from the 19-task mean (V-PETL's)
+    assert lora[26] == pytest.approx(79. / 100 * math.exp(-math.log10(294912 / 1e7 + 1)))
+    assert lora[27] == VTAB['LoRA']['mean'] == 72.25 and lora[28] == '0,1,2'
     adapter = rows['Adapter']
     assert adapter[19] is None and adapter[22].partial and not adapter[20].partial
     assert adapter[22].mean == pytest.approx(50 + 2 * sum(range(11, 18)) / 7 + 1)
     assert adapter[23].partial and adapter[23].mean == pytest.approx(50 + 2 * 8.5 + 1)
-    assert adapter[26] == 71.44
+    # Structured over its 7 tasks present: (57 + 68 + 79) / 3, marked partial
+    assert adapter[24].partial and adapter[24].mean == pytest.approx(68.)
+    assert adapter[27] == 71.44
     assert [p.label for p in points] == ['Adapter', 'LoRA']
     assert points[1].metric == pytest.approx(79.) and points[1].params == 294912
 
     md = report.render(table, 'md')
     assert md_row(md, 'LoRA')[20:] == ['67.00 ± 1.00', '78.00 ± 1.00', '90.00 ± 1.00',
-                                        '79.00 ± 1.00', '0.29', '0.78', '72.25', '0,1,2']
+                                        '79.00 ± 1.00', '78.33 ± 1.00', '0.29', '0.78', '72.25',
+                                        '0,1,2']
     adapter = md_row(md, 'Adapter')
     assert adapter[3] == '55.00 ± 1.00' and adapter[19] == '-'
-    assert adapter[22:24] == ['79.00 ± 1.00*', '68.00 ± 1.00*'] and adapter[26] == '71.44'
+    assert adapter[22:25] == ['79.00 ± 1.00*', '68.00 ± 1.00*', '68.00 ± 1.00*']
+    assert adapter[27] == '71.44'
     assert 'Protocol: default.' in md and '*: mean over the datasets present only' in md
+    assert 'Mean (19 tasks): the plain mean over the tasks, as V-PETL Bench' in md
+    assert 'Mean (groups): the mean of the Natural / Specialized / Structured means' in md
     assert 'Published: V-PETL Bench, ViT-B/16 IN-21K; legacy protocol' in md
 
     rows_csv = [r for r in csv.reader(io.StringIO(report.render(table, 'csv')))
@@ -145,12 +153,17 @@ def test_vtab_table_group_means_published_and_formats(tmp_path):
     lora_csv = dict(zip(header, next(r for r in rows_csv if r[0] == 'LoRA')))
     assert float(lora_csv['Natural']) == 67. and float(lora_csv['Natural std']) == 1.
     assert float(lora_csv['Published mean']) == 72.25
+    assert float(lora_csv['Mean (19 tasks)']) == 79.
+    assert float(lora_csv['Mean (19 tasks) std']) == 1.
+    assert float(lora_csv['Mean (groups)']) == pytest.approx(78.3333, abs=1e-4)
+    assert float(lora_csv['Mean (groups) std']) == 1.
     assert '# Protocol: default.' in report.render(table, 'csv')
 
     tex = report.render(table, 'latex')
     assert r'\toprule' in tex and r'\bottomrule' in tex and r'\begin{tabular}{l' in tex
     assert r'67.00 $\pm$ 1.00' in tex and r'79.00 $\pm$ 1.00$^*$' in tex
     assert r'Params (M)' in tex and r'Protocol: default.' in tex and r'top-1 (\%)' in tex
+    assert 'Mean (19 tasks) & Mean (groups) & Params (M)' in tex and '78.33 $\\pm$ 1.00' in tex
 
 
 def test_fgvc_mixed_protocols_and_dense_tables_and_plots(tmp_path):

@@ -9,6 +9,8 @@ Examples::
 
 Tables follow the published V-PETL Bench layouts (vpetl_mm/benchmark/report.py): mean ± std
 over seeds, Params, PPT, the published figure where one exists, the protocol named under each.
+VTAB-1k shows its mean both ways, labelled: ``Mean (19 tasks)`` (V-PETL Bench's plain mean) and
+``Mean (groups)`` (the mean of the three group means, as the PETL papers report it).
 """
 import argparse
 import os

@@ -10,53 +10,23 @@ of the counts; the exit status is 1 if any failed. One process for many configs 
 ~3 s import of the OpenMMLab stack per config (``tests/test_configs.py`` uses this).
 """
 import argparse
-import contextlib
 import gc
 import json
 import os.path as osp
 import sys
 import traceback
-from typing import Iterator
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
-import torch  # noqa: E402
 import vpetl_mm  # noqa: E402,F401
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import MODELS, init_default_scope  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
+from vpetl_mm.apis.shapes import build_model_shapes, load_config  # noqa: E402
 from vpetl_mm.utils import count_params, find_petl_backbone, petl_tree  # noqa: E402
-
-_RANDOM_FILLS = ('uniform_', 'normal_')
-
-
-@contextlib.contextmanager
-def shapes_only() -> Iterator[None]:
-    """Skip random weight initialisation while building: counting needs shapes, not values.
-
-    Filling a Swin-L detector's ~250M parameters with random numbers is ~95% of its build time
-    (about 2 s, mostly first-touch page faults); with the fills skipped the memory is never
-    touched. ``torch.nn.init``'s random initialisers all go through these two in-place methods.
-    The built model holds uninitialised values: use it for counting only.
-    """
-    saved = {name: getattr(torch.Tensor, name) for name in _RANDOM_FILLS}
-    try:
-        for name in _RANDOM_FILLS:
-            setattr(torch.Tensor, name, lambda self, *args, **kwargs: self)
-        yield
-    finally:
-        for name, method in saved.items():
-            setattr(torch.Tensor, name, method)
-
 
 def build_counts(path: str, cfg_options=None, tree: bool = False) -> dict:
     """Build ``path``'s model in its own default scope (no weights) and count its parameters."""
-    cfg = Config.fromfile(path)
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    with shapes_only():
-        model = MODELS.build(cfg.model)  # no init_weights: nothing is loaded or downloaded
+    model = build_model_shapes(load_config(path, cfg_options))
     counts = {k: v for k, v in count_params(model).items() if k != 'groups'}
     if tree:
         wrapper = find_petl_backbone(model)

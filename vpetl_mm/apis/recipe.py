@@ -1,0 +1,398 @@
+"""The recipe a config really runs, resolved after inheritance and the optimizer constructor.
+
+:func:`config_recipe` reads a config (``--cfg-options`` merged) and returns its training recipe
+as plain data: the optimizer and, with ``build=True``, its parameter groups as the config's
+``optim_wrapper`` constructor makes them on the built model (shapes only, on CPU, no weights, no
+data: :mod:`.shapes`); the batch size, the loop (epochs / iterations), the ``param_scheduler``
+entries and the warm-up, label smoothing, the augmenting transforms of the train pipeline, drop
+path, the input normalisation, the head init, the protocol and the recorded source of the
+recipe (:mod:`vpetl_mm.benchmark.sources`). ``deviations`` lists where the config
+departs from the values its source records. ``tools/analysis/recipe.py`` prints it
+(:func:`format_recipe`) or dumps it as JSON.
+
+Examples:
+    >>> recipe = config_recipe('configs/lora/vit-b_vtab-cifar100.py')
+    >>> recipe['batch_size'], recipe['max_epochs'], recipe['label_smoothing']
+    (64, 100, 0.1)
+    >>> [(g['role'], g['params'], g['lr']) for g in recipe['groups']]
+    [('petl', 294912, 0.005), ('head', 76900, 0.005)]
+"""
+import copy
+import importlib
+import inspect
+import math
+import os.path as osp
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import MODELS, Registry, init_default_scope
+
+from ..benchmark.sources import recipe_sources, source_text
+from ..benchmark.variants import published_names
+from ..models.data_preprocessor import NORMALIZATIONS
+from ..optim.constructor import PETLOptimWrapperConstructor
+from ..utils import unwrap
+from .shapes import build_model_shapes, load_config
+
+# transforms that change training images at random (besides every ``Random*`` transform)
+AUGMENTING = frozenset([
+    'RandAugment', 'AutoAugment', 'TrivialAugment', 'Mixup', 'CutMix', 'MixUp', 'Mosaic',
+    'PhotoMetricDistortion', 'Flip', 'MultiScaleCrop', 'ColorJitter', 'Albu', 'Albumentations',
+    'Expand', 'MinIoURandomCrop', 'YOLOXHSVRandomAug', 'CopyPaste'])
+# OptimWrapper keys only the AMP / other wrappers take: dropped for the CPU group build
+_WRAPPER_ONLY = ('loss_scale', 'dtype', 'use_fsdp')
+_SAMPLE = 3  # parameter names shown per group
+_SMOOTHING = ('label_smooth_val', 'label_smoothing', 'label_smooth_eps')
+
+
+def _plain(value: Any) -> Any:
+    """Config values as JSON-able data (ConfigDicts to dicts, tuples to lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _walk(node: Any, path: str = '') -> List[Tuple[str, Any]]:
+    """Every (dotted key path, value) under a config node, depth first."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            sub = f'{path}.{key}' if path else str(key)
+            found.append((sub, value))
+            found += _walk(value, sub)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            found += _walk(value, f'{path}[{i}]')
+    return found
+
+
+def _type_of(node: Any) -> str:
+    if isinstance(node, dict):
+        return str(node.get('type', '?'))
+    if isinstance(node, (list, tuple)):
+        return '[' + ', '.join(_type_of(n) for n in node) + ']'
+    return str(node)
+
+
+def _short(transform: dict) -> str:
+    """``Type(key=value, ...)`` of a transform; nested transforms by type only."""
+    args = [f'{k}={_type_of(v)}' if k in ('transforms', 'policies') and isinstance(v, list)
+            else f'{k}={_plain(v)!r}' for k, v in transform.items() if k != 'type']
+    return f"{transform.get('type', '?')}({', '.join(args)})"
+
+
+def is_augmenting(transform: dict) -> bool:
+    """Whether a pipeline transform changes training images at random.
+
+    Examples:
+        >>> is_augmenting(dict(type='RandomFlip', prob=0.5)), is_augmenting(dict(type='Resize'))
+        (True, False)
+    """
+    name = str(transform.get('type', '')).split('.')[-1]
+    return name in AUGMENTING or name.startswith('Random')
+
+
+def train_pipeline(cfg: Config) -> Optional[list]:
+    """The training pipeline, through dataset wrappers (``dataset`` / ``datasets``)."""
+    dataset = (cfg.get('train_dataloader') or {}).get('dataset')
+    while isinstance(dataset, dict):
+        if isinstance(dataset.get('pipeline'), (list, tuple)):
+            return list(dataset['pipeline'])
+        inner = dataset.get('dataset', dataset.get('datasets'))
+        dataset = inner[0] if isinstance(inner, (list, tuple)) and inner else inner
+    return None
+
+
+def augmentation(cfg: Config) -> List[str]:
+    """The augmenting transforms of the train pipeline and the batch augments (Mixup ...)."""
+    steps = [_short(t) for t in train_pipeline(cfg) or [] if isinstance(t, dict)
+             and is_augmenting(t)]
+    model = cfg.get('model') or {}
+    for node in (model.get('train_cfg'), model.get('data_preprocessor'),
+                 cfg.get('data_preprocessor')):
+        for key in ('augments', 'batch_augments'):
+            batch = (node or {}).get(key)
+            batch = batch.get('augments', batch) if isinstance(batch, dict) else batch
+            steps += [f'batch: {_short(a)}' for a in batch or [] if isinstance(a, dict)]
+    return steps
+
+
+def losses(cfg: Config) -> Dict[str, dict]:
+    """Model key path -> loss config (every ``loss*`` entry with a ``type``)."""
+    return OrderedDict((path, _plain(value)) for path, value in _walk(cfg.get('model') or {})
+                       if path.rsplit('.', 1)[-1].startswith('loss') and isinstance(value, dict)
+                       and 'type' in value)
+
+
+def label_smoothing(cfg: Config) -> Optional[float]:
+    """The largest label smoothing set anywhere in the model (a loss's ``label_smooth_val`` /
+    ``label_smoothing``, an mmaction head's ``label_smooth_eps``); 0.0 when none is set (the
+    heads' and losses' defaults smooth nothing); None for a config without a model."""
+    model = cfg.get('model')
+    if not model:
+        return None
+    values = [float(v) for path, v in _walk(model) if path.rsplit('.', 1)[-1] in _SMOOTHING
+              and isinstance(v, (int, float))]
+    return max(values, default=0.)
+
+
+def schedule(cfg: Config) -> Tuple[List[dict], Optional[str]]:
+    """The ``param_scheduler`` entries (as configured) and a one-line warm-up summary."""
+    entries = cfg.get('param_scheduler') or []
+    entries = [_plain(e) for e in ([entries] if isinstance(entries, dict) else entries)]
+    warmup = None
+    for i, entry in enumerate(entries):
+        name = str(entry.get('type', '')).split('.')[-1]
+        unit = 'epochs' if entry.get('by_epoch', True) else 'iters'
+        if entry.get('warmup_t'):  # timm-style: the warm-up is a field of the main schedule
+            warmup = (f"{entry['warmup_t']} {unit} linear from "
+                      f"{entry.get('warmup_lr_init', 0)} ({name})")
+        elif i == 0 and len(entries) > 1 and (name in ('LinearLR', 'ConstantLR')
+                                              or 'warm' in name.lower()):
+            factor = entry.get('start_factor', entry.get('factor'))
+            warmup = (f"{name} {entry.get('begin', 0)}-{entry.get('end', '?')} {unit}"
+                      + (f', start factor {factor}' if factor is not None else ''))
+    return entries, warmup
+
+
+def loop(cfg: Config) -> Dict[str, Any]:
+    """``max_epochs`` / ``max_iters`` of the training loop and its type."""
+    train_cfg = _plain(cfg.get('train_cfg') or {})
+    by_epoch = train_cfg.get('by_epoch', 'max_epochs' in train_cfg
+                             or 'Epoch' in str(train_cfg.get('type', '')))
+    return dict(loop=train_cfg.get('type') or ('EpochBasedTrainLoop' if by_epoch
+                                               else 'IterBasedTrainLoop'),
+                max_epochs=train_cfg.get('max_epochs'), max_iters=train_cfg.get('max_iters'),
+                val_interval=train_cfg.get('val_interval'))
+
+
+def normalisation(cfg: Config) -> Optional[dict]:
+    """The data preprocessor's normalisation: named norm resolved to mean / std."""
+    pre = dict(cfg.get('data_preprocessor') or {})
+    pre.update((cfg.get('model') or {}).get('data_preprocessor') or {})
+    if not pre:
+        return None
+    out = {k: _plain(pre[k]) for k in ('type', 'norm', 'mean', 'std', 'to_rgb', 'bgr_to_rgb')
+           if k in pre}
+    if pre.get('norm') in NORMALIZATIONS:
+        out.setdefault('values', _plain(NORMALIZATIONS[pre['norm']]))
+    return out
+
+
+def _registry(scope: str) -> Registry:
+    """The toolbox's model registry (it imports its modules on lookup; the root one does not,
+    and nothing is built here to import them)."""
+    try:
+        return importlib.import_module(f'{scope}.registry').MODELS
+    except ImportError:  # mmengine, or a toolbox that is not installed
+        return MODELS
+
+
+def _default_init(head: dict, scope: str) -> str:
+    """A registered head class's default init: the ``init_cfg`` default, or the ``init_std``
+    its ``init_weights`` uses (mmaction heads), from the first signature along its MRO that
+    names one (``UPerHead(**kwargs)`` passes them on to ``BaseDecodeHead``)."""
+    cls = _registry(scope).get(head.get('type', ''))
+    for klass in cls.__mro__ if cls is not None else ():
+        params = inspect.signature(klass.__init__).parameters
+        if 'init_std' in params:
+            return f"init_weights(), init_std={head.get('init_std', params['init_std'].default)}"
+        if 'init_cfg' in params:
+            return f"default init_cfg={_plain(params['init_cfg'].default)!r}"
+    return "the head class's default init"
+
+
+def head_init(cfg: Config) -> Dict[str, str]:
+    """Each top-level head of the model: its type and ``init_cfg`` (or its class default)."""
+    model = cfg.get('model') or {}
+    scope = cfg.get('default_scope', 'mmengine')
+    init_default_scope(scope)  # to find the head classes
+    heads = OrderedDict()
+    for key, head in model.items():
+        if 'head' in key and isinstance(head, dict):
+            init = head.get('init_cfg')
+            heads[key] = f"{head.get('type', '?')}: " + (
+                f'init_cfg={_plain(init)!r}' if init else _default_init(head, scope))
+    return heads
+
+
+def drop_path(cfg: Config) -> Dict[str, float]:
+    """Model key path -> drop path rate."""
+    return OrderedDict((path, value) for path, value in _walk(cfg.get('model') or {})
+                       if path.rsplit('.', 1)[-1] in ('drop_path_rate', 'drop_path')
+                       and isinstance(value, (int, float)))
+
+
+def optimizer(cfg: Config) -> Dict[str, Any]:
+    """The optimizer config, wrapper type, constructor and paramwise options."""
+    wrapper = _plain(cfg.get('optim_wrapper') or {})
+    return dict(optimizer=wrapper.get('optimizer'), wrapper=wrapper.get('type', 'OptimWrapper'),
+                constructor=wrapper.get('constructor', 'DefaultOptimWrapperConstructor'),
+                paramwise_cfg=wrapper.get('paramwise_cfg'), clip_grad=wrapper.get('clip_grad'),
+                accumulative_counts=wrapper.get('accumulative_counts', 1))
+
+
+def method(cfg: Config, folder: str) -> Dict[str, Any]:
+    """The PETL method of the backbone (its ``petl`` config) and the folder's published name."""
+    petl = ((cfg.get('model') or {}).get('backbone') or {}).get('petl')
+    return dict(folder=folder, petl=_plain(petl), published=published_names().get(folder))
+
+
+def resolve(cfg: Config) -> Dict[str, Any]:
+    """Everything of the recipe that needs no model build (works on any config fragment)."""
+    path = cfg.filename or ''
+    folder, setting = osp.basename(osp.dirname(path)), osp.splitext(osp.basename(path))[0]
+    entries, warmup = schedule(cfg)
+    train = cfg.get('train_dataloader') or {}
+    return dict(
+        config=path, method=method(cfg, folder), **optimizer(cfg),
+        batch_size=train.get('batch_size'),
+        base_batch_size=(cfg.get('auto_scale_lr') or {}).get('base_batch_size'),
+        **loop(cfg), schedule=entries, warmup=warmup, label_smoothing=label_smoothing(cfg),
+        losses=losses(cfg), augmentation=augmentation(cfg), drop_path=drop_path(cfg),
+        normalisation=normalisation(cfg), head_init=head_init(cfg),
+        protocol=cfg.get('protocol'), source=source_text(folder, setting),
+        sources=[s.as_dict() for s in recipe_sources(folder, setting)])
+
+
+def _runs(recipe: Dict[str, Any], key: str) -> Any:
+    """The value the resolved recipe runs for a recorded-source key."""
+    if key in ('lr', 'weight_decay'):
+        return (recipe['optimizer'] or {}).get(key)
+    if key == 'augmentation':
+        return bool(recipe['augmentation'])
+    if key == 'drop_path_rate':
+        rates = sorted(set(recipe['drop_path'].values()))
+        return rates[0] if len(rates) == 1 else rates
+    if key in recipe:  # batch_size, label_smoothing
+        return recipe[key]
+    petl = recipe['method']['petl']  # a method argument of a per-task table
+    return petl.get(key) if isinstance(petl, dict) else None
+
+
+def deviations(recipe: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Where the resolved recipe differs from its recorded source: each key's value from the
+    most specific source that records it, against what the config runs.
+
+    Examples:
+        >>> recipe = config_recipe('configs/lora/vit-b_vtab-cifar100.py', build=False,
+        ...                        cfg_options={'optim_wrapper.optimizer.lr': 0.1})
+        >>> [(d['key'], d['recorded'], d['runs']) for d in recipe['deviations']]
+        [('lr', 0.005, 0.1)]
+    """
+    found, seen = [], set()
+    for source in recipe['sources']:
+        for key, recorded in source['values'].items():
+            if key in seen:
+                continue
+            seen.add(key)
+            runs = _runs(recipe, key)
+            same = runs == recorded or (isinstance(runs, (int, float)) and isinstance(
+                recorded, (int, float)) and math.isclose(runs, recorded, rel_tol=1e-9))
+            if not same:
+                found.append(dict(key=key, recorded=recorded, runs=runs,
+                                  source=source['source']))
+    return found
+
+
+def optimizer_groups(cfg: Config, model: nn.Module) -> List[Dict[str, Any]]:
+    """The optimizer's parameter groups as the config's constructor builds them on ``model``,
+    merged by (role, lr, weight decay); role ``petl`` is what the PETL method trains in the
+    backbone (the constructor's own rule), otherwise the top-level module (``head`` ...)."""
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    optim_cfg['type'] = 'OptimWrapper'  # AMP wrappers need CUDA; the groups do not depend on it
+    for key in _WRAPPER_ONLY:
+        optim_cfg.pop(key, None)
+    wrapper = build_optim_wrapper(model, optim_cfg)
+    model = unwrap(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    petl = PETLOptimWrapperConstructor._petl_param_ids(model)
+    merged: Dict[tuple, Dict[str, Any]] = OrderedDict()
+    for group in wrapper.optimizer.param_groups:
+        for param in group['params']:
+            name = names.get(id(param), '?')
+            role = 'petl' if id(param) in petl else name.split('.', 1)[0]
+            key = (role, group.get('lr'), group.get('weight_decay'))
+            entry = merged.setdefault(key, dict(role=role, params=0, tensors=0, lr=key[1],
+                                                weight_decay=key[2], names_sample=[]))
+            entry['params'] += param.numel()
+            entry['tensors'] += 1
+            if len(entry['names_sample']) < _SAMPLE:
+                entry['names_sample'].append(name)
+    return list(merged.values())
+
+
+def config_recipe(config: Union[str, Config], cfg_options: Optional[dict] = None,
+                  build: bool = True) -> Dict[str, Any]:
+    """The recipe of a config (a path or a ``Config``); ``build=False`` skips the model and
+    optimizer build (``groups`` is then None).
+
+    Examples:
+        >>> config_recipe('configs/lora/videoswin-b_ssv2.py', build=False)['max_epochs']
+        90
+    """
+    cfg = load_config(config, cfg_options)
+    recipe = resolve(cfg)
+    recipe['deviations'] = deviations(recipe)
+    recipe['groups'] = optimizer_groups(cfg, build_model_shapes(cfg)) if build else None
+    return recipe
+
+
+def _fmt_groups(groups: List[Dict[str, Any]]) -> List[str]:
+    lines = [f"  {'role':<14} {'tensors':>7} {'params':>12} {'lr':>10} {'wd':>10}  names"]
+    for g in groups:
+        lines.append(f"  {g['role']:<14} {g['tensors']:>7} {g['params']:>12,} {g['lr']!s:>10} "
+                     f"{g['weight_decay']!s:>10}  {', '.join(g['names_sample'])}"
+                     + (', ...' if g['tensors'] > len(g['names_sample']) else ''))
+    total = sum(g['params'] for g in groups)
+    return lines + [f"  {len(groups)} groups, {total:,} trainable parameters"]
+
+
+def format_recipe(recipe: Dict[str, Any]) -> str:
+    """The recipe as readable text (what ``tools/analysis/recipe.py`` prints).
+
+    Examples:
+        >>> print(format_recipe(config_recipe('configs/lora/vit-b_vtab-cifar100.py')))
+        ... # doctest: +ELLIPSIS
+        config: configs/lora/vit-b_vtab-cifar100.py
+        ...
+    """
+    opt = recipe['optimizer'] or {}
+    sched = [', '.join(f'{k}={v}' for k, v in e.items()) for e in recipe['schedule']]
+    epochs = (f"{recipe['max_epochs']} epochs" if recipe['max_epochs'] is not None
+              else f"{recipe['max_iters']} iterations" if recipe['max_iters'] is not None
+              else '-')
+    lines = [
+        f"config: {recipe['config']}",
+        f"method: {recipe['method']['published'] or '-'} (petl={recipe['method']['petl']})",
+        f"optimizer: {opt.get('type', '-')} lr={opt.get('lr')} "
+        f"weight_decay={opt.get('weight_decay')} "
+        + ' '.join(f'{k}={v}' for k, v in opt.items() if k not in ('type', 'lr', 'weight_decay'))
+        + f" [{recipe['wrapper']}, {recipe['constructor']}]",
+        f"paramwise_cfg: {recipe['paramwise_cfg']}",
+    ]
+    if recipe['groups'] is not None:
+        lines += ['parameter groups (after the constructor):'] + _fmt_groups(recipe['groups'])
+    lines += [
+        f"batch size: {recipe['batch_size']} per GPU (auto_scale_lr base "
+        f"{recipe['base_batch_size']}), accumulative_counts {recipe['accumulative_counts']}",
+        f"loop: {recipe['loop']}, {epochs}, val_interval {recipe['val_interval']}",
+        'schedule: ' + (' | '.join(sched) or '-'),
+        f"warm-up: {recipe['warmup'] or 'none'}",
+        f"label smoothing: {recipe['label_smoothing']}",
+        'augmentation: ' + ('; '.join(recipe['augmentation']) or 'none'),
+        'drop path: ' + (', '.join(f'{k}={v}' for k, v in recipe['drop_path'].items()) or '-'),
+        f"normalisation: {recipe['normalisation']}",
+        'head init: ' + ('; '.join(f'{k} {v}' for k, v in recipe['head_init'].items()) or '-'),
+        f"protocol: {recipe['protocol'] or 'none set'}",
+        f"source: {recipe['source']}",
+        'deviations from the recorded source: ' + ('; '.join(
+            f"{d['key']} runs {d['runs']!r}, recorded {d['recorded']!r}"
+            for d in recipe.get('deviations') or []) or 'none'),
+    ]
+    return '\n'.join(lines)
