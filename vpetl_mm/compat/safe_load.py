@@ -28,6 +28,9 @@ from mmengine.runner import CheckpointLoader
 
 SAFETENSORS_EXT = '.safetensors'
 _ZIP_MAGIC = b'PK\x03\x04'
+# torch.save(..., _use_new_zipfile_serialization=False) starts with this pickled long
+_LEGACY_MAGIC = pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)[:12]
+_STATISTICS = {'min', 'max', 'mean', 'current'}
 
 
 class CheckpointError(ValueError):
@@ -37,7 +40,8 @@ class CheckpointError(ValueError):
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """``getattr`` for unpickling, limited to a ``HistoryBuffer``'s statistics methods."""
     owner = obj if isinstance(obj, type) else type(obj)
-    if issubclass(owner, HistoryBuffer) and name in HistoryBuffer._statistics_methods:
+    # the class registers its methods on first instantiation: name the built-in ones too
+    if issubclass(owner, HistoryBuffer) and name in _STATISTICS | set(owner._statistics_methods):
         return getattr(obj, name)
     raise pickle.UnpicklingError(f'getattr({owner.__name__}, {name!r}) is not allowed')
 
@@ -79,38 +83,34 @@ def allow_mm_globals() -> Iterator[None]:
         yield
 
 
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+def _diagnose(path: str, err: Exception) -> Exception:
+    """What is wrong with ``path``, from its first bytes and the loading error.
 
-
-def _diagnose(path: str, err: BaseException) -> CheckpointError:
-    """Name what is wrong with ``path`` from its bytes and the loading error."""
+    Returns a one-line :class:`CheckpointError`, or ``err`` itself where the file is a
+    complete checkpoint and the problem lies elsewhere (e.g. ``map_location``).
+    """
     with open(path, 'rb') as f:
-        head = f.read(8)
+        head = f.read(len(_LEGACY_MAGIC))
     size = osp.getsize(path)
-    if isinstance(err, pickle.UnpicklingError) and 'Unsupported global' in str(err):
-        bad = torch.serialization.get_unsafe_globals_in_checkpoint(path) \
-            if head.startswith(_ZIP_MAGIC) else []
+    text = str(err)
+    if not head.startswith(_ZIP_MAGIC) and head != _LEGACY_MAGIC:
         return CheckpointError(
-            f'{path}: holds objects weights-only loading does not allow '
-            f'({", ".join(sorted(set(bad) - _allowed_names())) or _first_line(err)}); '
+            f'{path}: not a checkpoint ({size} bytes, neither a torch zip archive nor a legacy '
+            'torch file); pass the .pth or .safetensors file a run wrote.')
+    if isinstance(err, pickle.UnpicklingError) and 'WeightsUnpickler error:' in text:
+        reason = text.split('WeightsUnpickler error:', 1)[1].strip().splitlines()[0]
+        return CheckpointError(
+            f'{path}: holds objects weights-only loading does not allow ({reason}); '
             'vpetl_mm never loads pickled code: re-save it as '
             "{'state_dict': model.state_dict()} in the environment that wrote it.")
-    if head.startswith(_ZIP_MAGIC) and not zipfile.is_zipfile(path):
-        return CheckpointError(f'{path}: truncated checkpoint ({size} bytes; the end of the '
-                               'archive is missing): the copy or the save was interrupted; '
-                               'copy it again or use an earlier checkpoint.')
-    if isinstance(err, (EOFError,)) or 'truncated' in str(err) or 'EOF' in str(err):
-        return CheckpointError(f'{path}: truncated checkpoint ({size} bytes): copy it again '
-                               'or use an earlier checkpoint.')
-    return CheckpointError(
-        f'{path}: not a checkpoint ({size} bytes that torch.load cannot read: '
-        f'{_first_line(err)}); pass the .pth or .safetensors file a run wrote.')
-
-
-def _allowed_names() -> set:
-    return {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
-            for g in mm_safe_globals()}
+    truncated = CheckpointError(f'{path}: truncated checkpoint ({size} bytes; its end is '
+                                'missing): the copy or the save was interrupted; copy it '
+                                'again or use an earlier checkpoint.')
+    if head.startswith(_ZIP_MAGIC):  # torch >= 1.6 files are zip archives
+        return err if zipfile.is_zipfile(path) else truncated
+    # the legacy format (a pickled magic number first): a cut file ends the unpickler early
+    ended = isinstance(err, EOFError) or any(w in text for w in ('truncated', 'EOF'))
+    return truncated if ended else err
 
 
 def read_safetensors(path: str) -> dict:
@@ -129,8 +129,9 @@ def read_safetensors(path: str) -> dict:
             state = {k: f.get_tensor(k) for k in f.keys()}
             raw = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f'{path}: not a readable safetensors file ({_first_line(err)}); '
-                              'it may be truncated: copy it again.') from err
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f'{path}: not a readable safetensors file ({reason}); it may be '
+                              'truncated: copy it again.') from err
     meta = {}
     for key, value in raw.items():
         try:
@@ -182,8 +183,11 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
     try:
         with allow_mm_globals():
             return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError) as err:
-        raise _diagnose(path, err) from err
+    except Exception as err:  # noqa: B902 garbage bytes fail anywhere in the unpickler
+        error = _diagnose(path, err)
+        if error is err:
+            raise
+        raise error from err
 
 
 def load_from_local_weights_only(filename: str, map_location: Any) -> Any:
