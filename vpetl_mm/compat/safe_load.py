@@ -100,7 +100,8 @@ def _diagnose(path: str, err: Exception) -> Exception:
     if isinstance(err, pickle.UnpicklingError) and 'WeightsUnpickler error:' in text:
         reason = text.split('WeightsUnpickler error:', 1)[1].strip().splitlines()[0]
         return CheckpointError(
-            f'{path}: holds objects weights-only loading does not allow ({reason}); '
+            f'{path}: holds objects that torch.load(weights_only=True) does not allow '
+            f'({reason.split(". ")[0]}); '
             'vpetl_mm never loads pickled code: re-save it as '
             "{'state_dict': model.state_dict()} in the environment that wrote it.")
     truncated = CheckpointError(f'{path}: truncated checkpoint ({size} bytes; its end is '
