@@ -9,6 +9,7 @@ import os.path as osp
 import pickle
 import subprocess
 
+import mmengine
 import numpy as np
 import pytest
 import torch
@@ -44,8 +45,11 @@ def runs(tmp_path_factory):
             f"    _delete_=True, type='Pretrained', checkpoint={pretrained!r}, "
             f"prefix='backbone.'))))\n")
     stock_cfg = _config(tmp / 'stock.py', init + 'petl_default_hooks = False\n')
+    dump = str(tmp / 'preds.pkl')
     ours_cfg = _config(tmp / 'ours.py', init + (
-        "custom_hooks = [dict(type='vpetl_mm.PETLCheckpointHook', format='safetensors')]\n"))
+        "custom_hooks = [dict(type='vpetl_mm.PETLCheckpointHook', format='safetensors')]\n"
+        "test_evaluator = [dict(type='Accuracy', topk=(1, )),\n"
+        f"                  dict(type='DumpResults', out_file_path={dump!r})]\n"))
     opts = vtab_options(write_tiny_vtab(str(tmp / 'vtab')))
     work = str(tmp / 'work')
     train(stock_cfg, work, opts)
@@ -53,7 +57,7 @@ def runs(tmp_path_factory):
     resumed = train(ours_cfg, work, [*opts, 'train_cfg.max_iters=8'],
                     extra=['--resume', stock], log_name='resume.log')
     return dict(tmp=tmp, work=work, stock=stock, stock_cfg=stock_cfg, ours_cfg=ours_cfg,
-                opts=opts, resumed=resumed, pretrained=pretrained)
+                opts=opts, resumed=resumed, pretrained=pretrained, dump=dump)
 
 
 def _tool_error(args) -> str:
@@ -118,6 +122,17 @@ def test_safetensors_adapter_checkpoint_round_trips(runs):
     a = _outputs(runs['ours_cfg'], st)
     b = _outputs(runs['ours_cfg'], osp.join(runs['work'], 'iter_8.pth'))
     assert torch.equal(a, b)
+
+
+def test_test_py_reads_safetensors_like_pth(runs, tmp_path):
+    scores = []
+    for ext in ('pth', 'safetensors'):
+        run_tool([PY, 'tools/test.py', runs['ours_cfg'], osp.join(runs['work'], f'iter_8.{ext}'),
+                  '--work-dir', str(tmp_path / ext), '--cfg-options', *runs['opts']],
+                 str(tmp_path / f'{ext}.log'))
+        scores.append(torch.stack([torch.as_tensor(s['pred_score'])
+                                   for s in mmengine.load(runs['dump'])]))
+    assert torch.equal(scores[0], scores[1])
 
 
 def test_checkpoint_hook_refuses_unknown_format():

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 SAFETENSORS_EXT = '.safetensors'
 _ZIP_MAGIC = b'PK\x03\x04'
@@ -124,7 +126,6 @@ def read_safetensors(path: str) -> dict:
         >>> read_safetensors('work/epoch_1.safetensors')['meta']['petl']['adapter_only']
         True
     """
-    from safetensors import SafetensorError, safe_open  # an optional extra (peft brings it)
     try:
         with safe_open(path, framework='pt', device='cpu') as f:
             state = {k: f.get_tensor(k) for k in f.keys()}
@@ -149,7 +150,6 @@ def write_safetensors(checkpoint: dict, path: str) -> str:
         >>> write_safetensors({'state_dict': model.state_dict(), 'meta': {}}, 'w.safetensors')
         'w.safetensors'
     """
-    from safetensors.torch import save_file
     # a copy: safetensors refuses tensors that share storage (tied weights)
     state = {k: v.detach().clone().contiguous() for k, v in checkpoint['state_dict'].items()}
     meta = {k: json.dumps(v, default=_json_default)
