@@ -15,7 +15,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
+from mmengine.model import BaseModel
 from mmengine.registry import MODELS, DefaultScope
+from mmengine.runner import Runner
+from torch import nn
 
 from runner_utils import (PY, REPO, VIT_CFG, check_resume, run_tool, train,  # noqa: I100
                           vtab_options, write_tiny_vtab)
@@ -85,6 +88,39 @@ def test_stock_checkpoint_loads_weights_only_with_scoped_allow_list(runs):
         torch.load(runs['stock'], weights_only=True)
     zoo = load_checkpoint_file(runs['pretrained'])  # a plain model-zoo state dict
     assert all(isinstance(v, torch.Tensor) for v in zoo.values())
+
+
+class _Toy(BaseModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 1)
+
+    def forward(self, x, mode='loss'):
+        out = self.fc(x)
+        return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
+
+
+def _toy_runner(work_dir: str, epochs: int, **kwargs) -> Runner:
+    data = [dict(x=torch.full((2, ), float(i))) for i in range(4)]
+    return Runner(model=_Toy(), work_dir=work_dir, train_cfg=dict(by_epoch=True, max_epochs=epochs),
+                  train_dataloader=dict(dataset=data, batch_size=2, collate_fn=dict(
+                      type='default_collate'), sampler=dict(type='DefaultSampler', shuffle=False)),
+                  optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
+                  param_scheduler=dict(type='MultiStepLR', milestones=[1]),
+                  default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+                  **kwargs)
+
+
+def test_a_plain_mmengine_runner_resumes_its_stock_checkpoint(tmp_path):
+    # any entry point that builds a Runner (a toolbox's tools/train.py, mim, a script) resumes
+    # once vpetl_mm is imported (the config's custom_imports); no vpetl_mm hook involved
+    _toy_runner(str(tmp_path), 1, experiment_name='first').train()
+    runner = _toy_runner(str(tmp_path), 2, experiment_name='second', resume=True,
+                         load_from=str(tmp_path / 'epoch_1.pth'))
+    runner.train()
+    assert runner.train_loop.epoch == 2
+    loss = runner.message_hub.get_scalar('train/loss')
+    assert loss.data[1].size == 4  # two iterations restored from the file, two trained
 
 
 def test_train_resumes_a_stock_checkpoint(runs):

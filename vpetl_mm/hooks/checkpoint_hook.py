@@ -1,4 +1,5 @@
 """Adapter-only checkpoints that resume, and checkpoints that load with ``weights_only=True``."""
+import logging
 import os.path as osp
 from typing import Optional
 
@@ -89,6 +90,9 @@ class PETLCheckpointHook(Hook):
         """``<out_dir>/<name>.safetensors``: the name CheckpointHook gives this ``.pth``."""
         stock = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
         if stock is None:
+            print_log("PETLCheckpointHook(format='safetensors'): the run has no CheckpointHook "
+                      '(default_hooks.checkpoint), so no checkpoint and no .safetensors is '
+                      'written.', logger='current', level=logging.WARNING)
             return None
         meta = checkpoint.get('meta', {})
         step = meta.get('epoch') if stock.by_epoch else meta.get('iter')
