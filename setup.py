@@ -25,6 +25,7 @@ setup(
         'mmpretrain>=1.2.0,<1.3',
         'timm',
         'numpy',
+        'safetensors>=0.4',  # adapter checkpoints without pickle (PETLCheckpointHook format)
     ],
     extras_require={
         'det': ['mmdet==3.3.0'],

@@ -24,6 +24,7 @@ from vpetl_mm.apis import add_common_args, build_runner, load_config  # noqa: E4
 from vpetl_mm.apis.protocol import run_protocol, run_seeds  # noqa: E402
 from vpetl_mm.benchmark.record import (build_record, derive_labels, failed_record,  # noqa
                                        now, parse_labels, write_record)
+from vpetl_mm.compat import CheckpointError  # noqa: E402
 from vpetl_mm.hooks import MetricRecorderHook  # noqa: E402
 
 
@@ -184,4 +185,7 @@ def _protocol_run_record(record: dict, work_dir: str, common: dict, extra: dict)
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except CheckpointError as err:  # --resume / load_from of a bad file: its one line
+        raise SystemExit(f'error: {err}') from None

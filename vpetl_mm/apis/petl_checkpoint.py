@@ -3,13 +3,11 @@
 Used by ``tools/export.py`` (:mod:`vpetl_mm.apis.export`): mm loading is non-strict, so here
 every key must match and every error says what does not.
 """
-import os.path as osp
-import pickle
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set
 
 import torch
 
-from ..compat import decode_checkpoint
+from ..compat import CheckpointError, decode_checkpoint, load_checkpoint_file
 from ..compat.keys import preview
 from ..utils import find_petl_backbone
 
@@ -28,25 +26,23 @@ def module_prefix(model: torch.nn.Module, target: torch.nn.Module) -> str:
 
 
 def read_checkpoint(path: str) -> dict:
-    """``torch.load(weights_only=True)`` + vpetl_mm's meta decoding; clear errors.
+    """Read a checkpoint weights-only (``.pth`` or ``.safetensors``); one-line errors.
+
+    Any checkpoint OpenMMLab writes loads (stock mmengine ones with numpy state and
+    ``HistoryBuffer``: :mod:`vpetl_mm.compat.safe_load`), and vpetl_mm's meta encoding is undone.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: not a checkpoint, truncated, or not a dict.
 
     Examples:
         >>> read_checkpoint('work/epoch_100.pth')['meta']['petl']['adapter_only']
         True
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint {path!r} does not exist. Pass the .pth file a run '
-                                'wrote (e.g. work_dirs/<config>/epoch_100.pth).')
-    try:
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f'{path!r} does not load with torch.load(weights_only=True): it holds non-tensor '
-            f'objects ({str(err).splitlines()[0]}). vpetl_mm never turns this safety off; '
-            'checkpoints written by tools/train.py (PETLCheckpointHook) load weights-only. '
-            "Re-save this one as {'state_dict': model.state_dict()}.") from err
+    checkpoint = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict):
-        raise ValueError(f'{path!r} holds a {type(checkpoint).__name__}, not a checkpoint dict.')
+        raise CheckpointError(f'{path}: holds a {type(checkpoint).__name__}, not a checkpoint '
+                              'dict; pass the .pth file a run wrote.')
     return decode_checkpoint(checkpoint)
 
 
@@ -54,8 +50,9 @@ def _checkpoint_state(checkpoint: dict, path: str) -> Dict[str, torch.Tensor]:
     """The checkpoint's tensors, the ``module.`` prefix of DataParallel files removed."""
     state = checkpoint.get('state_dict', checkpoint)
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f'{path!r} has no state_dict of tensors (keys: '
-                         f'{preview(set(map(str, checkpoint)))}).')
+        raise CheckpointError(f'{path}: not a model checkpoint: no state_dict of tensors (keys: '
+                              f'{preview(set(map(str, checkpoint)))}); pass the .pth file a '
+                              'run wrote.')
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
@@ -75,9 +72,37 @@ def _check_shapes(model: torch.nn.Module, state: Dict[str, torch.Tensor], path: 
     shapes = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(expected[k].shape)}'
               for k, v in state.items() if k in expected and v.shape != expected[k].shape]
     if shapes:
-        raise ValueError(f'{path!r} does not fit this config: {len(shapes)} tensor(s) have '
-                         f'another shape, e.g. {shapes[:3]}. Was it trained with another '
-                         'config (method options, number of classes)?')
+        raise CheckpointError(
+            f'{path}: belongs to another model: {len(shapes)} tensor(s) have another shape, '
+            f'e.g. {shapes[:3]}; pass the checkpoint trained with this config (same method '
+            'options, host and number of classes).')
+
+
+def _petl_names(model: torch.nn.Module, wrapper) -> Set[str]:
+    """The model's state-dict names of the PETL tensors (the injected modules' state)."""
+    if wrapper is None:
+        return set()
+    prefix = module_prefix(model, wrapper)
+    return {prefix + k for k in wrapper.load_reporter.petl_keys}
+
+
+def check_checkpoint_fits(model: torch.nn.Module, state: Dict[str, torch.Tensor],
+                          path: str) -> None:
+    """Raise a one-line :class:`CheckpointError` if ``state`` is another model's.
+
+    Another model: a tensor of another shape, or PETL tensors of the model missing (a host-only
+    checkpoint, or one of another method). Frozen host tensors may be missing (adapter-only).
+
+    Examples:
+        >>> check_checkpoint_fits(model, read_checkpoint(path)['state_dict'], path)
+    """
+    _check_shapes(model, state, path)
+    missing = _petl_names(model, find_petl_backbone(model)) - set(state)
+    if missing:
+        raise CheckpointError(
+            f'{path}: belongs to another model: these PETL tensors are missing: '
+            f'{preview(missing)} ({len(missing)}); it was not trained with this config (a '
+            'host-only or another method\'s checkpoint): pass the checkpoint this config wrote.')
 
 
 def _load_strict(model: torch.nn.Module, wrapper, state: Dict[str, torch.Tensor], path: str,
@@ -99,11 +124,13 @@ def _load_strict(model: torch.nn.Module, wrapper, state: Dict[str, torch.Tensor]
     frozen = {inner + n for n in wrapper.frozen_param_names()} if adapter_only else set()
     bad = missing - frozen
     if bad or unexpected:
-        raise ValueError(
-            f'{path!r} does not match the model built from the config: loaded '
+        petl = bad & _petl_names(model, wrapper)
+        what = (f'these PETL tensors are missing: {preview(petl)}; ' if petl else '')
+        raise CheckpointError(
+            f'{path}: does not match the model built from the config: {what}loaded '
             f'{len(state) - len(unexpected)} of {len(state)} tensors; missing {len(bad)} '
             f'({preview(bad)}); unexpected {len(unexpected)} ({preview(unexpected)}). '
-            'Export needs the checkpoint of this exact config (same method and options).')
+            'Pass the checkpoint of this exact config (same method and options).')
     return len(missing & frozen)
 
 

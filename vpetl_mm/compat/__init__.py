@@ -4,5 +4,9 @@ Nothing here edits site-packages; see ``environment.md`` for the breakages thems
 """
 from .checkpoint import decode_checkpoint, encode_checkpoint
 from .mmaction import install_mmaction_drn_shim
+from .safe_load import (CheckpointError, install_safe_checkpoint_loader, load_checkpoint_file,
+                        write_safetensors)
 
-__all__ = ['decode_checkpoint', 'encode_checkpoint', 'install_mmaction_drn_shim']
+__all__ = ['CheckpointError', 'decode_checkpoint', 'encode_checkpoint',
+           'install_mmaction_drn_shim', 'install_safe_checkpoint_loader', 'load_checkpoint_file',
+           'write_safetensors']
