@@ -3,6 +3,8 @@
 Nothing here edits site-packages; see ``environment.md`` for the breakages themselves.
 """
 from .checkpoint import decode_checkpoint, encode_checkpoint
+from .compile import float_drop_probs, install_drop_path_float
 from .mmaction import install_mmaction_drn_shim
 
-__all__ = ['decode_checkpoint', 'encode_checkpoint', 'install_mmaction_drn_shim']
+__all__ = ['decode_checkpoint', 'encode_checkpoint', 'float_drop_probs', 'install_drop_path_float',
+           'install_mmaction_drn_shim']
