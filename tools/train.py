@@ -35,6 +35,10 @@ def parse_args() -> argparse.Namespace:
                         help='resume from the given checkpoint, or from the latest checkpoint '
                         'in the work dir if no path is given')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument('--compile', action='store_true',
+                        help="torch.compile the training step (mmengine's cfg.compile = True; "
+                        'a dict compile in the config, e.g. from --cfg-options '
+                        'compile.backend=aot_eager, is kept as it is)')
     parser.add_argument('--protocol', choices=['default', 'legacy', 'none'],
                         help="image benchmarks: 'default' selects the lr on val and reports "
                         "the final-epoch test top-1 after retraining on train+val; 'legacy' "
@@ -113,6 +117,8 @@ def main() -> None:
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.compile and not isinstance(cfg.get('compile', None), dict):
+        cfg.compile = True
     if args.seed is not None:
         cfg.randomness = dict(cfg.get('randomness', None) or {}, seed=args.seed)
     protocol = args.protocol or cfg.get('protocol', None) or 'none'

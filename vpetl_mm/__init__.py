@@ -4,10 +4,12 @@ Importing the package registers everything (methods, the ``PETLBackbone`` wrappe
 optimizer constructor, datasets) and applies the stack work-arounds of :mod:`vpetl_mm.compat`,
 so configs only need ``custom_imports=dict(imports=['vpetl_mm'])``.
 """
-from .compat import install_mmaction_drn_shim, install_safe_checkpoint_loader
+from .compat import (install_drop_path_float, install_mmaction_drn_shim,
+                     install_safe_checkpoint_loader)
 
 install_mmaction_drn_shim()  # before anything can import mmaction.models
 install_safe_checkpoint_loader()  # stock mmengine checkpoints load (and resume) weights-only
+install_drop_path_float()  # before any host is built: no numpy drop_prob (graph breaks)
 
 from . import datasets, evaluation, hooks, methods, models, optim  # noqa: E402,F401
 from .evaluation import ppt  # noqa: E402

@@ -3,10 +3,11 @@
 Nothing here edits site-packages; see ``environment.md`` for the breakages themselves.
 """
 from .checkpoint import decode_checkpoint, encode_checkpoint
+from .compile import float_drop_probs, install_drop_path_float
 from .mmaction import install_mmaction_drn_shim
 from .safe_load import (CheckpointError, install_safe_checkpoint_loader, load_checkpoint_file,
                         write_safetensors)
 
-__all__ = ['CheckpointError', 'decode_checkpoint', 'encode_checkpoint',
-           'install_mmaction_drn_shim', 'install_safe_checkpoint_loader', 'load_checkpoint_file',
-           'write_safetensors']
+__all__ = ['CheckpointError', 'decode_checkpoint', 'encode_checkpoint', 'float_drop_probs',
+           'install_drop_path_float', 'install_mmaction_drn_shim', 'install_safe_checkpoint_loader',
+           'load_checkpoint_file', 'write_safetensors']

@@ -1,7 +1,7 @@
 """``PETLBackbone``: apply PETL methods to any supported OpenMMLab backbone, by config."""
-import contextlib
 import re
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import (Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Set,
+                    Tuple, Union)
 
 import torch
 import torch.nn as nn
@@ -207,10 +207,7 @@ class PETLBackbone(BaseModule):
                 "and that selection has not run. Add custom_hooks=[dict(type='vpetl_mm."
                 "PETLCalibrationHook')] to the config (the generated configs have it), load a "
                 'checkpoint trained with it, or call model.backbone.calibrate(batches).')
-        with contextlib.ExitStack() as stack:
-            for method in self.methods:
-                stack.enter_context(method.forward_context())
-            output = self.backbone(*args, **kwargs)
+        output = _nested([m.forward_context() for m in self.methods], self.backbone, args, kwargs)
         for method in self.methods:
             output = method.transform_output(output)
         return output
@@ -339,3 +336,15 @@ def _add_inner_prefix(state_dict, prefix, local_metadata, strict, missing, unexp
     inner = prefix + _INNER + '.'
     for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(inner)]:
         state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
+
+
+def _nested(contexts: Sequence[ContextManager], fn: Callable, args: tuple, kwargs: dict):
+    """``fn(*args, **kwargs)`` inside ``contexts`` (outermost first), as nested ``with`` blocks.
+
+    ``contextlib.ExitStack`` would do the same, but dynamo cannot trace it (a graph break in
+    every compiled forward of a method with a context, e.g. a side network's ``no_grad``).
+    """
+    if not contexts:
+        return fn(*args, **kwargs)
+    with contexts[0]:
+        return _nested(contexts[1:], fn, args, kwargs)
