@@ -15,7 +15,7 @@ import os
 import os.path as osp
 from typing import List, Sequence
 
-from .report import Point
+from .render import Point
 from .table import MethodResult, _place_labels, plot_accuracy_vs_params
 
 FORMATS = ('png', 'svg')
