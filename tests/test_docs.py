@@ -46,7 +46,7 @@ MMSEG_VIT = TinyBackbone('mmseg.VisionTransformer', 'mmseg',
 
 @pytest.fixture(scope='module')
 def mmseg_vit_profile():
-    example = first_python_block('add_backbone_profile.md', 'register_profile(BackboneProfile(')
+    example = first_python_block('add_backbone_profile.md', "name='mmseg.VisionTransformer'")
     exec(compile(example, 'add_backbone_profile.md', 'exec'), {})
     yield PROFILES['mmseg.VisionTransformer']
     PROFILES.pop('mmseg.VisionTransformer')
