@@ -104,13 +104,15 @@ def test_generated_text_carries_the_values_and_the_source():
     assert "_base_ = ['../_base_/image/vit-b16_vtab-dtd.py']" in hydra
     assert "petl=dict(_delete_=True, type='Hydra', scale=0.1, dropout=0.2)" in hydra
     assert 'extremebird/Hydra@4138457 vtab1k/configs/hydra_both/dtd.yaml' in hydra
-    assert 'train_dataloader = dict(batch_size=32)\n' in hydra
+    # Hydra's own loop: its batch, and no augmentation where V-PETL's protocol has RandAugment
+    assert ('train_dataloader = dict(batch_size=32, dataset=dict(pipeline='
+            '{{_base_.vtab_train_pipeline}}))\n') in hydra
     assert 'train_dataloader = dict(batch_size=16)' in files['configs/hydra/vit-b_vtab-cifar100.py']
     assert 'optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))' in hydra
     setting = files['configs/_base_/image/vit-b16_vtab-dtd.py']
     assert 'optim_wrapper = dict(optimizer=dict(lr=0.0032, weight_decay=0.04))' in setting
     assert 'pipeline={{_base_.vtab_train_pipeline_aug}}' in setting
-    # no published value: the row's defaults and the setting's recipe
+    # no published value: the row's defaults and the setting's recipe (V-PETL's FGVC protocol)
     cub = files['configs/hydra/vit-b_fgvc-cub.py']
     assert "petl=dict(_delete_=True, type='Hydra')))" in cub and 'extremebird' not in cub
     assert 'train_dataloader' not in cub and 'optim_wrapper' not in cub
@@ -133,7 +135,7 @@ def test_generated_configs_merge_into_the_sources_settings():
     assert backbone.backbone.init_cfg.checkpoint == 'pretrained/ViT-B_16.npz'
     assert gps.train_dataloader.batch_size == 32
     assert gps.train_dataloader.dataset.task == 'diabetic_retinopathy'
-    assert gps.train_dataloader.dataset.pipeline == gps.vtab_train_pipeline_aug
+    assert gps.train_dataloader.dataset.pipeline == gps.vtab_train_pipeline  # GPS: --no-aug
     assert gps.optim_wrapper.optimizer == dict(type='AdamW', lr=0.002, weight_decay=0.0,
                                                betas=(0.9, 0.999))
     fact = Config.fromfile(osp.join(REPO, 'configs', 'fact', 'vit-b_vtab-svhn.py'))

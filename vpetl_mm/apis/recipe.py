@@ -20,7 +20,6 @@ Examples:
 import copy
 import importlib
 import inspect
-import math
 import os.path as osp
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -35,6 +34,7 @@ from ..benchmark.variants import published_names
 from ..models.data_preprocessor import NORMALIZATIONS
 from ..optim.constructor import PETLOptimWrapperConstructor
 from ..utils import unwrap
+from .recipe_deviations import deviations
 from .shapes import build_model_shapes, load_config
 
 # transforms that change training images at random (besides every ``Random*`` transform)
@@ -118,6 +118,7 @@ def augmentation(cfg: Config) -> List[str]:
         for key in ('augments', 'batch_augments'):
             batch = (node or {}).get(key)
             batch = batch.get('augments', batch) if isinstance(batch, dict) else batch
+            batch = [batch] if isinstance(batch, dict) else batch  # one augment, not a list
             steps += [f'batch: {_short(a)}' for a in batch or [] if isinstance(a, dict)]
     return steps
 
@@ -193,18 +194,57 @@ def _registry(scope: str) -> Registry:
         return MODELS
 
 
-def _default_init(head: dict, scope: str) -> str:
-    """A registered head class's default init: the ``init_cfg`` default, or the ``init_std``
-    its ``init_weights`` uses (mmaction heads), from the first signature along its MRO that
-    names one (``UPerHead(**kwargs)`` passes them on to ``BaseDecodeHead``)."""
+def _default_init_cfg(head: dict, scope: str) -> Tuple[bool, Any]:
+    """(found, value) of a registered head class's default ``init_cfg`` or ``init_std`` (the
+    first signature along its MRO that names one: ``UPerHead(**kwargs)`` passes them on)."""
     cls = _registry(scope).get(head.get('type', ''))
     for klass in cls.__mro__ if cls is not None else ():
         params = inspect.signature(klass.__init__).parameters
-        if 'init_std' in params:
-            return f"init_weights(), init_std={head.get('init_std', params['init_std'].default)}"
-        if 'init_cfg' in params:
-            return f"default init_cfg={_plain(params['init_cfg'].default)!r}"
-    return "the head class's default init"
+        for name in ('init_std', 'init_cfg'):
+            if name in params:
+                default = params[name].default
+                return True, (name, head.get(name, default) if name == 'init_std' else default)
+    return False, None
+
+
+def _describe_init(head: dict, scope: str) -> str:
+    if 'init_cfg' in head:
+        init = head['init_cfg']
+        return f'init_cfg={_plain(init)!r}' if init is not None else \
+            "init_cfg=None (the layers' own init: nn.Linear's)"
+    found, value = _default_init_cfg(head, scope)
+    if not found:
+        return "the head class's default init"
+    name, default = value
+    return f'init_weights(), init_std={default}' if name == 'init_std' else \
+        f'default init_cfg={_plain(default)!r}'
+
+
+def head_init_kind(head: dict, scope: str) -> Optional[str]:
+    """The recipe table's name of a head's init (``'zero'``, ``'default'``: nn.Linear's own,
+    ``'trunc_normal'``) or its ``init_cfg`` type; None when the class names no ``init_cfg``.
+
+    Examples:
+        >>> head_init_kind(dict(type='VisionTransformerClsHead', init_cfg=None), 'mmpretrain')
+        'default'
+    """
+    if 'init_cfg' in head:
+        init = head['init_cfg']
+    elif not head.get('type'):
+        return None
+    else:
+        found, value = _default_init_cfg(head, scope)
+        if not found or value[0] != 'init_cfg':
+            return None
+        init = value[1]
+    if init is None:
+        return 'default'
+    init = _plain(init)
+    init = init[0] if isinstance(init, list) and len(init) == 1 else init
+    kind = str(init.get('type', '?')) if isinstance(init, dict) else str(init)
+    if kind == 'Constant' and init.get('val') == 0:
+        return 'zero'
+    return 'trunc_normal' if kind == 'TruncNormal' else kind
 
 
 def head_init(cfg: Config) -> Dict[str, str]:
@@ -212,13 +252,8 @@ def head_init(cfg: Config) -> Dict[str, str]:
     model = cfg.get('model') or {}
     scope = cfg.get('default_scope', 'mmengine')
     init_default_scope(scope)  # to find the head classes
-    heads = OrderedDict()
-    for key, head in model.items():
-        if 'head' in key and isinstance(head, dict):
-            init = head.get('init_cfg')
-            heads[key] = f"{head.get('type', '?')}: " + (
-                f'init_cfg={_plain(init)!r}' if init else _default_init(head, scope))
-    return heads
+    return OrderedDict((key, f"{head.get('type', '?')}: {_describe_init(head, scope)}")
+                       for key, head in model.items() if 'head' in key and isinstance(head, dict))
 
 
 def drop_path(cfg: Config) -> Dict[str, float]:
@@ -256,48 +291,10 @@ def resolve(cfg: Config) -> Dict[str, Any]:
         **loop(cfg), schedule=entries, warmup=warmup, label_smoothing=label_smoothing(cfg),
         losses=losses(cfg), augmentation=augmentation(cfg), drop_path=drop_path(cfg),
         normalisation=normalisation(cfg), head_init=head_init(cfg),
+        head_init_kind=head_init_kind((cfg.get('model') or {}).get('head') or {},
+                                      cfg.get('default_scope', 'mmengine')),
         protocol=cfg.get('protocol'), source=source_text(folder, setting),
         sources=[s.as_dict() for s in recipe_sources(folder, setting)])
-
-
-def _runs(recipe: Dict[str, Any], key: str) -> Any:
-    """The value the resolved recipe runs for a recorded-source key."""
-    if key in ('lr', 'weight_decay'):
-        return (recipe['optimizer'] or {}).get(key)
-    if key == 'augmentation':
-        return bool(recipe['augmentation'])
-    if key == 'drop_path_rate':
-        rates = sorted(set(recipe['drop_path'].values()))
-        return rates[0] if len(rates) == 1 else rates
-    if key in recipe:  # batch_size, label_smoothing
-        return recipe[key]
-    petl = recipe['method']['petl']  # a method argument of a per-task table
-    return petl.get(key) if isinstance(petl, dict) else None
-
-
-def deviations(recipe: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Where the resolved recipe differs from its recorded source: each key's value from the
-    most specific source that records it, against what the config runs.
-
-    Examples:
-        >>> recipe = config_recipe('configs/lora/vit-b_vtab-cifar100.py', build=False,
-        ...                        cfg_options={'optim_wrapper.optimizer.lr': 0.1})
-        >>> [(d['key'], d['recorded'], d['runs']) for d in recipe['deviations']]
-        [('lr', 0.005, 0.1)]
-    """
-    found, seen = [], set()
-    for source in recipe['sources']:
-        for key, recorded in source['values'].items():
-            if key in seen:
-                continue
-            seen.add(key)
-            runs = _runs(recipe, key)
-            same = runs == recorded or (isinstance(runs, (int, float)) and isinstance(
-                recorded, (int, float)) and math.isclose(runs, recorded, rel_tol=1e-9))
-            if not same:
-                found.append(dict(key=key, recorded=recorded, runs=runs,
-                                  source=source['source']))
-    return found
 
 
 def optimizer_groups(cfg: Config, model: nn.Module) -> List[Dict[str, Any]]:

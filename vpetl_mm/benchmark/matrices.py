@@ -16,18 +16,13 @@ import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
-from ..datasets import (FGVC_DATASETS, FGVC_LR_WD, VTAB_AUGMENTED, VTAB_CIFAR100_LR_WD,
-                        VTAB_DATASETS, VTAB_GROUPS, VTAB_LABEL_SMOOTHING, VTAB_LR_WD, VTAB_TASKS)
+from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS, VTAB_TASKS
 from . import published as pub
 from .configgen import (MARK, META_MARK, Backbone, Dataset, Matrix, Published, comment,
                         demo_path, leaf_path, render_demo, render_leaf, render_metafile,
                         render_setting, setting_path)
-from .pertask import lookup, with_overrides
+from .recipe_render import image_leaf_recipe, image_setting
 from .variants import Variant, demo_variants, matrix_variants
-
-_RECIPE_NAMES = dict(lr='lr', weight_decay='weight decay', batch_size='batch size',
-                     drop_path_rate='drop path')
-
 
 # -- video: VideoMAE ViT-B and Video Swin-B on SSv2, HMDB51, K400 -----------------------------
 def _video_published(variant: Variant, backbone: Backbone) -> Optional[Published]:
@@ -65,61 +60,18 @@ def _image_datasets() -> List[Dataset]:
 
 
 def _image_setting(dataset: Dataset) -> Tuple[str, List[str]]:
-    """A setting's head fields (label smoothing) and lines: data and the reference's lr / wd."""
-    if dataset.key in VTAB_DATASETS:
-        shared = dict(data_root=f'data/vtab-1k/{VTAB_DATASETS[dataset.key]}',
-                      task=VTAB_DATASETS[dataset.key])
-        lr, wd = VTAB_LR_WD[dataset.key]
-        smoothing = VTAB_LABEL_SMOOTHING[dataset.key]
-        pipeline = 'vtab_train_pipeline_aug' if dataset.key in VTAB_AUGMENTED else None
-    else:
-        name, folder = FGVC_DATASETS[dataset.key][:2]
-        shared = dict(data_root=f'data/fgvc/{folder}', name=name)
-        lr, wd = FGVC_LR_WD[dataset.key]
-        smoothing, pipeline = 0., None
-    fields = ', '.join(f'{k}={v!r}' for k, v in shared.items())
-    train = f'dict(**dataset, pipeline={{{{_base_.{pipeline}}}}})' if pipeline else 'dataset'
-    loss = (f",\n{' ' * 23}loss=dict(_delete_=True, type='LabelSmoothLoss', "
-            f"label_smooth_val={smoothing},\n{' ' * 33}mode='original')") if smoothing else ''
-    return loss, [f'data_preprocessor = dict(num_classes={dataset.num_classes})',
-                  '# the fields every split shares', f'dataset = dict({fields})',
-                  f'train_dataloader = dict(dataset={train})',
-                  'val_dataloader = dict(dataset=dataset)',
-                  'test_dataloader = dict(dataset=dataset)',
-                  f'optim_wrapper = dict(optimizer=dict(lr={lr!r}, weight_decay={wd!r}))']
+    """A setting's head fields and lines: data and the common recipe (recipe_render.py)."""
+    return image_setting(dataset.key, dataset.num_classes)
 
 
 def _image_recipe(variant: Variant, dataset: Dataset) -> List[str]:
-    """A leaf's own recipe: the method's per-task lr / wd / batch (pertask.py), or its
-    CIFAR-100 lr / wd (the reference's per-method YAMLs)."""
-    per_task = lookup(variant.folder, dataset.key)
-    recipe = per_task[1] if per_task else {}
-    lines = []
-    overridden = [_RECIPE_NAMES[k] for k in ('lr', 'weight_decay', 'batch_size') if k in recipe]
-    if overridden:
-        lines += comment(f"{' / '.join(overridden)} for this task: {per_task[2]}")
-    if 'batch_size' in recipe:
-        lines.append(f"train_dataloader = dict(batch_size={recipe['batch_size']})")
-    own = VTAB_CIFAR100_LR_WD.get(variant.folder) if dataset.key == 'vtab-cifar100' else None
-    if own or 'lr' in recipe or 'weight_decay' in recipe:
-        lr, wd = own or VTAB_LR_WD.get(dataset.key) or FGVC_LR_WD[dataset.key]
-        lr, wd = recipe.get('lr', lr), recipe.get('weight_decay', wd)
-        lines.append(f'optim_wrapper = dict(optimizer=dict(lr={lr!r}, weight_decay={wd!r}))')
-    return lines
+    """A leaf's own recipe: where the recipe table's row differs from the setting's."""
+    return image_leaf_recipe(variant.folder, dataset.key, variant.petl_source)[1]
 
 
 def _image_backbone(variant: Variant, dataset: Dataset) -> Optional[str]:
-    """The `backbone` entry with the method's per-task arguments (and drop path), if any."""
-    per_task = lookup(variant.folder, dataset.key)
-    if per_task is None:
-        return None
-    kwargs, recipe, cite = per_task
-    names = list(kwargs) + [_RECIPE_NAMES[k] for k in ('drop_path_rate', ) if k in recipe]
-    lines = comment(f"{', '.join(names)} for this task: {cite}", ' ' * 4)
-    entry = f'    backbone=dict(petl={with_overrides(variant.petl_source, kwargs)}'
-    if 'drop_path_rate' in recipe:
-        entry += f",\n{' ' * 18}backbone=dict(drop_path_rate={recipe['drop_path_rate']!r})"
-    return '\n'.join(lines + [entry + ')'])
+    """The leaf's `model` entries: per-task method arguments, drop path, head, batch augments."""
+    return image_leaf_recipe(variant.folder, dataset.key, variant.petl_source)[0]
 
 
 def _image_published(variant: Variant, backbone: Backbone) -> Optional[Published]:

@@ -3,40 +3,37 @@
 ``tools/analysis/recipe.py`` prints, next to the recipe a config really runs, the source that
 recipe was taken from. The answer comes from a chain of lookups, each ``(folder, setting) ->
 [RecipeSource] or []``, tried in :data:`SOURCE_LOOKUPS` order; every lookup that knows the
-pair adds its entries (a per-task table that sets the lr on top of the common table's
-augmentation ...). Today the chain reads what the repository records:
+pair adds its entries. Today the chain reads what the repository records:
 
-* :mod:`.pertask`: per-task values of a method read in its own repository (``repo@commit
-  path``), e.g. Hydra's lr / weight decay / batch size per VTAB-1k task;
-* :mod:`vpetl_mm.datasets.recipes`: V-PETL Bench's common image tables (per-task lr / weight
-  decay, label smoothing, augmentation flags; the per-method CIFAR-100 YAMLs).
+* :mod:`.recipe_table` (through :mod:`.recipe_resolve`): the image benchmark's recipe table,
+  one row per method x family (VTAB-1k, FGVC) with its ``repo@commit path``, the per-task lr /
+  wd / batch / drop path of :mod:`.pertask` on top; one entry per source, most specific first;
+* :mod:`.pertask`: the method arguments a method's own repository sets per task (Hydra's
+  scale, GPS's k ...).
 
-A recipe table with one row per method x benchmark and its source plugs in by adding its
-lookup at the front of :data:`SOURCE_LOOKUPS` (:func:`register_source_lookup`). A pair no
-lookup knows gets :data:`NO_SOURCE`.
+Another table plugs in by adding its lookup to :data:`SOURCE_LOOKUPS`
+(:func:`register_source_lookup`). A pair no lookup knows gets :data:`NO_SOURCE`.
 
 Examples:
     >>> [s.text for s in recipe_sources('lora', 'vit-b_vtab-cifar100')]  # doctest: +ELLIPSIS
-    ['V-PETL Bench reference YAML of lora on VTAB-1k cifar ...']
+    ['synbol/...@c188fad ImageClassification/scripts/run_vit_lora.sh', 'synbol/...']
     >>> source_text('lora', 'videoswin-b_ssv2')
     'no recorded source'
 """
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Tuple
 
-from ..datasets import (FGVC_DATASETS, FGVC_LR_WD, VTAB_AUGMENTED, VTAB_CIFAR100_LR_WD,
-                        VTAB_DATASETS, VTAB_LABEL_SMOOTHING, VTAB_LR_WD)
 from .pertask import lookup as per_task_lookup
+from .recipe_resolve import resolve
 
 NO_SOURCE = 'no recorded source'
-_TABLES = 'vpetl_mm/datasets/recipes.py'
 
 
 @dataclass(frozen=True)
 class RecipeSource:
     """One recorded source: what it sets (``keys``), where it was read (``text``) and, where
-    the table holds them, the recorded ``values`` (``lr``, ``weight_decay``, ``batch_size``,
-    ``drop_path_rate``, ``label_smoothing``, ``augmentation`` (bool), method arguments), which
+    the table holds them, the recorded ``values`` (the recipe table's
+    :data:`~.recipe_table.RECIPE_FIELDS`, method arguments), which
     :func:`vpetl_mm.apis.recipe.deviations` compares with what the config runs."""
     keys: Tuple[str, ...]
     text: str
@@ -60,45 +57,25 @@ def split_setting(stem: str) -> Tuple[str, str]:
     return backbone, dataset
 
 
-def per_task_sources(folder: str, setting: str) -> List[RecipeSource]:
-    """The method's per-task values read in its own repository (:mod:`.pertask`)."""
-    found = per_task_lookup(folder, split_setting(setting)[1])
-    if found is None:
+def table_sources(folder: str, setting: str) -> List[RecipeSource]:
+    """The recipe table's sources of an image config (:func:`.recipe_resolve.resolve`)."""
+    recipe = resolve(folder, split_setting(setting)[1]) if setting.startswith('vit-b_') \
+        else None
+    if recipe is None:
         return []
-    method_args, recipe, cite = found
-    return [RecipeSource(tuple(recipe) + tuple(method_args), cite, {**recipe, **method_args})]
+    return [RecipeSource(tuple(values), text, dict(values)) for text, values in recipe.layers]
 
 
-def common_image_sources(folder: str, setting: str) -> List[RecipeSource]:
-    """V-PETL Bench's common image tables (the reference YAMLs, methods.md sections 3-5)."""
-    dataset = split_setting(setting)[1]
-    if dataset in VTAB_DATASETS:
-        task = VTAB_DATASETS[dataset]
-        sources = []
-        if dataset == 'vtab-cifar100' and folder in VTAB_CIFAR100_LR_WD:
-            lr, wd = VTAB_CIFAR100_LR_WD[folder]
-            sources.append(RecipeSource(
-                ('lr', 'weight_decay'), f'V-PETL Bench reference YAML of {folder} on VTAB-1k '
-                f'{task} ({_TABLES} VTAB_CIFAR100_LR_WD)', dict(lr=lr, weight_decay=wd)))
-        lr, wd = VTAB_LR_WD[dataset]
-        values = dict(label_smoothing=VTAB_LABEL_SMOOTHING[dataset],
-                      augmentation=dataset in VTAB_AUGMENTED)
-        values.update({} if sources else dict(lr=lr, weight_decay=wd))
-        aug = 'RandAugment' if dataset in VTAB_AUGMENTED else 'no augmentation'
-        sources.append(RecipeSource(tuple(values), f'V-PETL Bench common VTAB-1k table, task '
-                                    f'{task} ({aug}; {_TABLES} VTAB_LR_WD, VTAB_LABEL_SMOOTHING,'
-                                    ' VTAB_AUGMENTED)', values))
-        return sources
-    if dataset in FGVC_DATASETS and dataset in FGVC_LR_WD:
-        lr, wd = FGVC_LR_WD[dataset]
-        return [RecipeSource(('lr', 'weight_decay'), 'V-PETL Bench common FGVC table, '
-                             f'{FGVC_DATASETS[dataset][0]} ({_TABLES} FGVC_LR_WD)',
-                             dict(lr=lr, weight_decay=wd))]
-    return []
+def per_task_sources(folder: str, setting: str) -> List[RecipeSource]:
+    """The method arguments a method's own repository sets for the task (:mod:`.pertask`)."""
+    found = per_task_lookup(folder, split_setting(setting)[1])
+    if found is None or not found[0]:
+        return []
+    return [RecipeSource(tuple(found[0]), found[2], dict(found[0]))]
 
 
 #: the lookups, most specific first; each one that knows a (folder, setting) adds its sources
-SOURCE_LOOKUPS: List[SourceLookup] = [per_task_sources, common_image_sources]
+SOURCE_LOOKUPS: List[SourceLookup] = [table_sources, per_task_sources]
 
 
 def register_source_lookup(lookup: SourceLookup, first: bool = True) -> SourceLookup:
@@ -110,7 +87,7 @@ def register_source_lookup(lookup: SourceLookup, first: bool = True) -> SourceLo
         ...         if folder == 'mine' else []
         >>> _ = register_source_lookup(table)
         >>> source_text('mine', 'vit-b_vtab-dtd')  # doctest: +ELLIPSIS
-        'lr: org/repo@abc1234 configs/x.yaml; label_smoothing, augmentation, lr, ...'
+        'lr: org/repo@abc1234 configs/x.yaml; lr, weight_decay, ...'
         >>> SOURCE_LOOKUPS.remove(table)
     """
     SOURCE_LOOKUPS.insert(0 if first else len(SOURCE_LOOKUPS), lookup)

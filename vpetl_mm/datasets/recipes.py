@@ -1,8 +1,9 @@
 """The image benchmark as data: dataset keys, folders, groups and the reference recipe tables.
 
 Keys are the config names (``configs/<method>/vit-b_<key>.py``); the values come from the
-V-PETL Bench reference YAMLs (``../shared/reference/methods.md`` sections 3 to 5).
-``vpetl_mm/benchmark/matrices.py`` turns them into the generated configs.
+V-PETL Bench reference YAMLs and scripts (``../shared/reference/methods.md`` sections 3 to 5):
+the common protocol that ``vpetl_mm/benchmark/recipe_table.py`` (the recipe table, with the
+per-method rows and their sources) starts from.
 """
 from typing import Dict, Tuple
 
@@ -40,9 +41,12 @@ VTAB_AUGMENTED = frozenset([
     'vtab-dtd', 'vtab-flowers102', 'vtab-pets', 'vtab-svhn', 'vtab-sun397', 'vtab-pcam',
     'vtab-eurosat', 'vtab-resisc45', 'vtab-retinopathy', 'vtab-clevr-count', 'vtab-dmlab',
     'vtab-kitti'])
-# label smoothing 0.1 on natural and specialized tasks, none on structured ones
+# label smoothing 0.1 on natural and specialized tasks and on KITTI (every model_* YAML of the
+# reference has `labelsmoothing: 0.1` for kitti, a structured task), none on the other
+# structured ones
 VTAB_LABEL_SMOOTHING: Dict[str, float] = {
-    k: 0. if group == 'structured' else 0.1 for k, group in VTAB_GROUPS.items()}
+    k: 0. if group == 'structured' and k != 'vtab-kitti' else 0.1
+    for k, group in VTAB_GROUPS.items()}
 # the reference's per-task (lr, weight decay) for AdamW at batch 64
 VTAB_LR_WD: Dict[str, Tuple[float, float]] = {
     'vtab-cifar100': (0.01, 1.0),
@@ -65,14 +69,6 @@ VTAB_LR_WD: Dict[str, Tuple[float, float]] = {
     'vtab-smallnorb-azi': (0.0062, 0.005),
     'vtab-smallnorb-ele': (0.0011, 0.0005),
 }
-# CIFAR-100 has per-method YAMLs in the reference: method folder -> (lr, wd)
-VTAB_CIFAR100_LR_WD: Dict[str, Tuple[float, float]] = {
-    'lora': (0.005, 0.005),
-    'bitfit': (3e-3, 1e-4),
-    'lntune': (8e-3, 0.01),
-    'linear': (1e-3, 1e-4),
-}
-
 # FGVC: config key -> (dataset name, folder under data/fgvc, classes, image sub-folder)
 FGVC_DATASETS: Dict[str, Tuple[str, str, int, str]] = {
     'fgvc-cub': ('cub', 'CUB_200_2011', 200, 'images'),

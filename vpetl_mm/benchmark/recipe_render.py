@@ -1,0 +1,158 @@
+"""The recipe table as config text: the image setting bases and each leaf's own recipe.
+
+A setting base (``configs/_base_/image/vit-b16_<dataset>.py``) holds the family's common row
+(V-PETL Bench's protocol: lr / wd, label smoothing, augmentation, head init); a leaf
+(``configs/<folder>/vit-b_<dataset>.py``) writes every key where its method's resolved recipe
+(:func:`~.recipe_resolve.resolve`) differs from it, each block with a comment naming its source,
+plus the method's per-task arguments (:mod:`.pertask`). :mod:`.matrices` calls these.
+
+Examples:
+    >>> model, lines = image_leaf_recipe('ssf', 'vtab-cifar100', "dict(_delete_=True, type='SSF')")
+    >>> lines[-1]
+    "data_preprocessor = dict(norm='inception')"
+"""
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..datasets import FGVC_DATASETS, VTAB_DATASETS
+from .configgen import comment
+from .pertask import lookup, with_overrides
+from .recipe_resolve import Resolved, resolve
+
+_NAMES = dict(lr='lr', weight_decay='weight decay', batch_size='batch size',
+              drop_path_rate='drop path', decay_1d='no decay on 1-D parameters',
+              decay_bias='no decay on biases', max_epochs='epochs', t_initial='cosine length',
+              warmup_t='warm-up', warmup_lr_init='warm-up start', lr_min='final lr',
+              label_smoothing='label smoothing', augmentation='augmentation',
+              batch_augments='batch augments', normalisation='normalisation',
+              head_init='head init')
+# timm train.py's defaults, the values SSF's, HST's and GPS's scripts leave in place
+_BATCH_AUGMENTS = dict(Mixup="dict(type='Mixup', alpha=0.8)", CutMix="dict(type='CutMix', alpha=1.0)")
+_HEAD_INITS = dict(zero="dict(type='Constant', layer='Linear', val=0)", default='None',
+                   trunc_normal="dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)")
+_SCHEDULE = ('t_initial', 'warmup_t', 'warmup_lr_init', 'lr_min')
+
+
+def _loss(values: Dict[str, Any], column: int) -> str:
+    """The head's loss for a recipe's label smoothing and batch augments (soft targets), its
+    second line indented to ``column``."""
+    smoothing = values.get('label_smoothing', 0.)
+    if smoothing:
+        return (f"dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val={smoothing!r},"
+                f"\n{' ' * column}mode='original')")
+    soft = f",\n{' ' * column}use_soft=True" if values.get('batch_augments') else ''
+    return f"dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0{soft})"
+
+
+def _pipeline(dataset: str, augmented: bool) -> str:
+    return '{{_base_.vtab_train_pipeline%s}}' % ('_aug' if augmented else '')
+
+
+def image_setting(dataset: str, num_classes: int) -> Tuple[str, List[str]]:
+    """A setting base's head fields and lines: data and the family's common row."""
+    common = resolve('*', dataset).values
+    if dataset in VTAB_DATASETS:
+        shared = dict(data_root=f'data/vtab-1k/{VTAB_DATASETS[dataset]}',
+                      task=VTAB_DATASETS[dataset])
+        pipeline = _pipeline(dataset, True) if common['augmentation'] else None
+    else:
+        name, folder = FGVC_DATASETS[dataset][:2]
+        shared = dict(data_root=f'data/fgvc/{folder}', name=name)
+        pipeline = None
+    fields = ', '.join(f'{k}={v!r}' for k, v in shared.items())
+    train = f'dict(**dataset, pipeline={pipeline})' if pipeline else 'dataset'
+    # nn.Linear's own init (V-PETL's reset_classifier), not mmpretrain's zero head
+    head = f",\n{' ' * 23}init_cfg={_HEAD_INITS[common['head_init']]}"
+    if common['label_smoothing']:
+        head += f",\n{' ' * 23}loss={_loss(common, 33)}"
+    return head, [f'data_preprocessor = dict(num_classes={num_classes})',
+                  '# the fields every split shares', f'dataset = dict({fields})',
+                  f'train_dataloader = dict(dataset={train})',
+                  'val_dataloader = dict(dataset=dataset)',
+                  'test_dataloader = dict(dataset=dataset)',
+                  f"optim_wrapper = dict(optimizer=dict(lr={common['lr']!r}, "
+                  f"weight_decay={common['weight_decay']!r}))"]
+
+
+def changed(recipe: Resolved, dataset: str) -> Dict[str, Any]:
+    """The keys where a leaf's recipe differs from its setting base."""
+    base = resolve('*', dataset).values
+    return {k: v for k, v in recipe.values.items()
+            if v != base.get(k, () if k == 'batch_augments' else None)}
+
+
+def _cited(recipe: Resolved, keys: List[str], indent: str = '') -> List[str]:
+    """One comment line group naming the keys and the sources they come from."""
+    sources = list(dict.fromkeys(recipe.cites[k] for k in keys))
+    names = ', '.join(_NAMES.get(k, k) for k in keys)
+    return comment(f"{names}: {'; '.join(sources)}", indent)
+
+
+def _model(recipe: Resolved, diff: Dict[str, Any], petl: str, method: Optional[tuple],
+           ) -> Optional[str]:
+    """The leaf's ``model`` entries: backbone (method arguments, drop path), head, train_cfg."""
+    parts, pad = [], ' ' * 4
+    if method or 'drop_path_rate' in diff:
+        names = list(method[0]) if method else []
+        lines = comment(f"{', '.join(names)} for this task: {method[2]}", pad) if names else []
+        if 'drop_path_rate' in diff:
+            lines += _cited(recipe, ['drop_path_rate'], pad)
+        entry = f'{pad}backbone=dict(petl={with_overrides(petl, method[0]) if method else petl}'
+        if 'drop_path_rate' in diff:
+            entry += f",\n{' ' * 18}backbone=dict(drop_path_rate={diff['drop_path_rate']!r})"
+        parts.append('\n'.join(lines + [entry + ')']))
+    head = [k for k in ('label_smoothing', 'batch_augments', 'head_init') if k in diff]
+    if head:
+        fields = []
+        if 'label_smoothing' in diff or 'batch_augments' in diff:
+            fields.append(f'loss={_loss(recipe.values, 24)}')
+        if 'head_init' in diff:
+            fields.append(f"init_cfg={_HEAD_INITS[diff['head_init']]}")
+        parts.append('\n'.join(_cited(recipe, head, pad) + [
+            f"{pad}head=dict({(',' + chr(10) + ' ' * 14).join(fields)})"]))
+    if diff.get('batch_augments'):
+        augments = ', '.join(_BATCH_AUGMENTS[name] for name in diff['batch_augments'])
+        parts.append(f'{pad}train_cfg=dict(augments=[{augments}])')
+    return ',\n'.join(parts) if parts else None
+
+
+def _optim(recipe: Resolved, diff: Dict[str, Any]) -> List[str]:
+    keys = [k for k in ('lr', 'weight_decay', 'decay_1d', 'decay_bias') if k in diff]
+    if not keys:
+        return []
+    values = recipe.values
+    text = (f"optim_wrapper = dict(optimizer=dict(lr={values['lr']!r}, "
+            f"weight_decay={values['weight_decay']!r})")
+    rules = ['flat_decay_mult=0.0'] if values.get('decay_1d') is False else []
+    rules += ['bias_decay_mult=0.0'] if values.get('decay_bias') is False and not rules else []
+    if rules:  # the PETL parameters follow the host rule too (PETLOptimWrapperConstructor)
+        text += (f",\n{' ' * 21}paramwise_cfg=dict({', '.join(rules)}, "
+                 'petl=dict(apply_host_rules=True))')
+    return _cited(recipe, keys) + [text + ')']
+
+
+def image_leaf_recipe(folder: str, dataset: str, petl: str
+                      ) -> Tuple[Optional[str], List[str]]:
+    """A leaf's ``model`` entries (None: only the petl dict) and its lines after ``model``."""
+    recipe = resolve(folder, dataset)
+    diff = changed(recipe, dataset)
+    method = lookup(folder, dataset)
+    method = method if method and method[0] else None
+    lines = []
+    loader = [k for k in ('batch_size', 'augmentation') if k in diff]
+    if loader:
+        fields = [f"batch_size={diff['batch_size']!r}"] if 'batch_size' in diff else []
+        if 'augmentation' in diff:
+            fields.append(f"dataset=dict(pipeline={_pipeline(dataset, diff['augmentation'])})")
+        lines += _cited(recipe, loader) + [f"train_dataloader = dict({', '.join(fields)})"]
+    lines += _optim(recipe, diff)
+    if 'max_epochs' in diff:
+        lines += _cited(recipe, ['max_epochs']) + \
+            [f"train_cfg = dict(max_epochs={diff['max_epochs']!r})"]
+    schedule = [k for k in _SCHEDULE if k in diff]
+    if schedule:
+        lines += _cited(recipe, schedule) + ['param_scheduler = dict(' + ', '.join(
+            f'{k}={diff[k]!r}' for k in schedule) + ')']
+    if 'normalisation' in diff:
+        lines += _cited(recipe, ['normalisation']) + \
+            [f"data_preprocessor = dict(norm={diff['normalisation']!r})"]
+    return _model(recipe, diff, petl, method), lines
