@@ -8,3 +8,5 @@ _base_ = ['../_base_/image/vit-b16_vtab-clevr-dist.py']
 model = dict(
     # mode, rank, scale for this task: JieShibo/PETL-ViT@026e4f1 FacT/configs/tk/clevr_dist.yaml
     backbone=dict(petl=dict(_delete_=True, type='FacT', mode='tk', rank=16, scale=10.0)))
+# lr, weight decay: JieShibo/PETL-ViT@026e4f1 FacT/fact_tk.py, FacT/vtab.py
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

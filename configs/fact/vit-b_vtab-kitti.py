@@ -7,4 +7,10 @@ _base_ = ['../_base_/image/vit-b16_vtab-kitti.py']
 
 model = dict(
     # mode, rank, scale for this task: JieShibo/PETL-ViT@026e4f1 FacT/configs/tk/kitti.yaml
-    backbone=dict(petl=dict(_delete_=True, type='FacT', mode='tk', rank=32, scale=10.0)))
+    backbone=dict(petl=dict(_delete_=True, type='FacT', mode='tk', rank=32, scale=10.0)),
+    # label smoothing: JieShibo/PETL-ViT@026e4f1 FacT/fact_tk.py, FacT/vtab.py
+    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))
+# augmentation: JieShibo/PETL-ViT@026e4f1 FacT/fact_tk.py, FacT/vtab.py
+train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
+# lr: JieShibo/PETL-ViT@026e4f1 FacT/fact_tk.py, FacT/vtab.py
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

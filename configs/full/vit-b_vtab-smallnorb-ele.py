@@ -6,3 +6,6 @@
 _base_ = ['../_base_/image/vit-b16_vtab-smallnorb-ele.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='Full')))
+# warm-up start, final lr: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/train/train_model_fulltuning.py, scripts/run_vit_fulltuning.sh
+param_scheduler = dict(warmup_lr_init=0.0001, lr_min=1e-06)

@@ -6,14 +6,27 @@
 _base_ = ['../_base_/image/vit-b16_fgvc-cub.py']
 
 model = dict(
-    # k, drop path for this task: FightingFighting/GPS@72e0c31
-    # train_scripts/vit/fgvc/cub_2011/train_gps.sh
+    # k for this task: FightingFighting/GPS@72e0c31 train_scripts/vit/fgvc/cub_2011/train_gps.sh
+    # drop path: FightingFighting/GPS@72e0c31 train_scripts/vit/fgvc/cub_2011/train_gps.sh
     backbone=dict(petl=dict(_delete_=True, type='GPS', k=2),
-                  backbone=dict(drop_path_rate=0.0)))
-# lr / weight decay / batch size for this task: FightingFighting/GPS@72e0c31
-# train_scripts/vit/fgvc/cub_2011/train_gps.sh
+                  backbone=dict(drop_path_rate=0.0)),
+    # label smoothing, batch augments, head init: FightingFighting/GPS@72e0c31 train_gps.py, args.py
+    head=dict(loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
+                        mode='original'),
+              init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)),
+    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
+# batch size: FightingFighting/GPS@72e0c31 train_scripts/vit/fgvc/cub_2011/train_gps.sh
 train_dataloader = dict(batch_size=32)
-optim_wrapper = dict(optimizer=dict(lr=0.003, weight_decay=0.0))
+# lr, weight decay, no decay on 1-D parameters, no decay on biases: FightingFighting/GPS@72e0c31
+# train_scripts/vit/fgvc/cub_2011/train_gps.sh; FightingFighting/GPS@72e0c31 train_gps.py, args.py
+optim_wrapper = dict(optimizer=dict(lr=0.003, weight_decay=0.0),
+                     paramwise_cfg=dict(flat_decay_mult=0.0, petl=dict(apply_host_rules=True)))
+# epochs: FightingFighting/GPS@72e0c31 train_gps.py, args.py
+train_cfg = dict(max_epochs=110)
+# warm-up start, final lr: FightingFighting/GPS@72e0c31 train_gps.py, args.py
+param_scheduler = dict(warmup_lr_init=1e-07, lr_min=1e-08)
+# normalisation: FightingFighting/GPS@72e0c31 train_gps.py, args.py
+data_preprocessor = dict(norm='inception')
 
 # GPS's selection pass: SupCon gradients on two contrastive views per image
 custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,

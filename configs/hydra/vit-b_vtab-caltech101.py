@@ -8,8 +8,12 @@ _base_ = ['../_base_/image/vit-b16_vtab-caltech101.py']
 model = dict(
     # scale, dropout for this task: extremebird/Hydra@4138457
     # vtab1k/configs/hydra_both/caltech101.yaml
-    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=4.0, dropout=0.1)))
-# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
-# vtab1k/configs/hydra_both/caltech101.yaml
+    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=4.0, dropout=0.1)),
+    # label smoothing: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))
+# batch size: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/caltech101.yaml
 train_dataloader = dict(batch_size=32)
+# lr, weight decay: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/caltech101.yaml
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))
+# cosine length: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+param_scheduler = dict(t_initial=500)

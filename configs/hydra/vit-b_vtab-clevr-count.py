@@ -9,7 +9,9 @@ model = dict(
     # scale, dropout for this task: extremebird/Hydra@4138457
     # vtab1k/configs/hydra_both/clevr_count.yaml
     backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=1.5, dropout=0.2)))
-# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
-# vtab1k/configs/hydra_both/clevr_count.yaml
-train_dataloader = dict(batch_size=64)
+# augmentation: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
+# lr, weight decay: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/clevr_count.yaml
 optim_wrapper = dict(optimizer=dict(lr=0.0005, weight_decay=0.0001))
+# cosine length: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+param_scheduler = dict(t_initial=500)

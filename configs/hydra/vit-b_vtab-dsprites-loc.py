@@ -9,7 +9,9 @@ model = dict(
     # scale, dropout for this task: extremebird/Hydra@4138457
     # vtab1k/configs/hydra_both/dsprites_loc.yaml
     backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=4.5, dropout=0.2)))
-# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
-# vtab1k/configs/hydra_both/dsprites_loc.yaml
+# batch size: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/dsprites_loc.yaml
 train_dataloader = dict(batch_size=16)
+# lr, weight decay: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/dsprites_loc.yaml
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))
+# cosine length: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+param_scheduler = dict(t_initial=500)

@@ -9,7 +9,7 @@ model = dict(
     # scale, dropout for this task: extremebird/Hydra@4138457
     # vtab1k/configs/hydra_both/dsprites_ori.yaml
     backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=2.5, dropout=0.2)))
-# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
-# vtab1k/configs/hydra_both/dsprites_ori.yaml
-train_dataloader = dict(batch_size=64)
+# lr, weight decay: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/dsprites_ori.yaml
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))
+# cosine length: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+param_scheduler = dict(t_initial=500)

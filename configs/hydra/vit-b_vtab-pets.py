@@ -8,8 +8,14 @@ _base_ = ['../_base_/image/vit-b16_vtab-pets.py']
 model = dict(
     # scale, dropout for this task: extremebird/Hydra@4138457
     # vtab1k/configs/hydra_both/oxford_iiit_pet.yaml
-    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=0.1, dropout=0.0)))
-# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
-# vtab1k/configs/hydra_both/oxford_iiit_pet.yaml
-train_dataloader = dict(batch_size=32)
+    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=0.1, dropout=0.0)),
+    # label smoothing: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))
+# batch size, augmentation: extremebird/Hydra@4138457
+# vtab1k/configs/hydra_both/oxford_iiit_pet.yaml; extremebird/Hydra@4138457 vtab1k/train.py,
+# vtab1k/dataset.py
+train_dataloader = dict(batch_size=32, dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
+# lr, weight decay: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/oxford_iiit_pet.yaml
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))
+# cosine length: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+param_scheduler = dict(t_initial=500)

@@ -8,8 +8,12 @@ _base_ = ['../_base_/image/vit-b16_vtab-retinopathy.py']
 model = dict(
     # scale, dropout for this task: extremebird/Hydra@4138457
     # vtab1k/configs/hydra_both/diabetic_retinopathy.yaml
-    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=4.5, dropout=0.2)))
-# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
-# vtab1k/configs/hydra_both/diabetic_retinopathy.yaml
-train_dataloader = dict(batch_size=64)
+    backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=4.5, dropout=0.2)),
+    # label smoothing: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))
+# augmentation: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
+# lr, weight decay: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/diabetic_retinopathy.yaml
 optim_wrapper = dict(optimizer=dict(lr=0.0005, weight_decay=0.0001))
+# cosine length: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+param_scheduler = dict(t_initial=500)

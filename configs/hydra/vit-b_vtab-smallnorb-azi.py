@@ -9,7 +9,7 @@ model = dict(
     # scale, dropout for this task: extremebird/Hydra@4138457
     # vtab1k/configs/hydra_both/smallnorb_azi.yaml
     backbone=dict(petl=dict(_delete_=True, type='Hydra', scale=3.0, dropout=0.2)))
-# lr / weight decay / batch size for this task: extremebird/Hydra@4138457
-# vtab1k/configs/hydra_both/smallnorb_azi.yaml
-train_dataloader = dict(batch_size=64)
+# lr, weight decay: extremebird/Hydra@4138457 vtab1k/configs/hydra_both/smallnorb_azi.yaml
 optim_wrapper = dict(optimizer=dict(lr=0.005, weight_decay=1e-05))
+# cosine length: extremebird/Hydra@4138457 vtab1k/train.py, vtab1k/dataset.py
+param_scheduler = dict(t_initial=500)

@@ -6,4 +6,6 @@
 _base_ = ['../_base_/image/vit-b16_vtab-cifar100.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='Frozen')))
+# lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_vit_fclayer.sh
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

@@ -6,3 +6,10 @@
 _base_ = ['../_base_/image/vit-b16_vtab-dmlab.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='NOAH')))
+# augmentation: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
+# supernet_train_prompt.py
+train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
+# lr, weight decay, no decay on 1-D parameters, no decay on biases: ZhangYuanhan-AI/NOAH@e9c55f3
+# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001),
+                     paramwise_cfg=dict(flat_decay_mult=0.0, petl=dict(apply_host_rules=True)))

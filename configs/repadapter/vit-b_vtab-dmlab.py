@@ -8,3 +8,7 @@ _base_ = ['../_base_/image/vit-b16_vtab-dmlab.py']
 model = dict(
     # scale for this task: luogen1996/RepAdapter@360992f configs/repblock/dmlab.yaml
     backbone=dict(petl=dict(_delete_=True, type='RepAdapter', scale=5.0)))
+# augmentation: luogen1996/RepAdapter@360992f train.py, dataset.py
+train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
+# lr, weight decay: luogen1996/RepAdapter@360992f train.py, dataset.py
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

@@ -8,3 +8,5 @@ _base_ = ['../_base_/image/vit-b16_vtab-dsprites-loc.py']
 model = dict(
     # scale for this task: luogen1996/RepAdapter@360992f configs/repblock/dsprites_loc.yaml
     backbone=dict(petl=dict(_delete_=True, type='RepAdapter', scale=5.0)))
+# lr, weight decay: luogen1996/RepAdapter@360992f train.py, dataset.py
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

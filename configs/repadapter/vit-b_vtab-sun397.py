@@ -7,4 +7,10 @@ _base_ = ['../_base_/image/vit-b16_vtab-sun397.py']
 
 model = dict(
     # scale for this task: luogen1996/RepAdapter@360992f configs/repblock/sun397.yaml
-    backbone=dict(petl=dict(_delete_=True, type='RepAdapter', scale=0.1)))
+    backbone=dict(petl=dict(_delete_=True, type='RepAdapter', scale=0.1)),
+    # label smoothing: luogen1996/RepAdapter@360992f train.py, dataset.py
+    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))
+# augmentation: luogen1996/RepAdapter@360992f train.py, dataset.py
+train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
+# lr, weight decay: luogen1996/RepAdapter@360992f train.py, dataset.py
+optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))

@@ -6,3 +6,9 @@
 _base_ = ['../_base_/image/vit-b16_vtab-clevr-dist.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
+# augmentation: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/clevr_dist.yaml
+train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline_aug}}))
+# lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/clevr_dist.yaml
+optim_wrapper = dict(optimizer=dict(lr=0.002, weight_decay=0.001))

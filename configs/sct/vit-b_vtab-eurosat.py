@@ -6,3 +6,6 @@
 _base_ = ['../_base_/image/vit-b16_vtab-eurosat.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
+# lr: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/eurosat.yaml
+optim_wrapper = dict(optimizer=dict(lr=0.07, weight_decay=0.001))

@@ -6,3 +6,6 @@
 _base_ = ['../_base_/image/vit-b16_vtab-resisc45.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
+# batch size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/resisc45.yaml
+train_dataloader = dict(batch_size=32)

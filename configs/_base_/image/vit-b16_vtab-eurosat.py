@@ -5,6 +5,7 @@
 _base_ = ['./vit-b16.py', './vtab-1k.py']
 
 model = dict(head=dict(num_classes=10,
+                       init_cfg=None,
                        loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
                                  mode='original')))
 data_preprocessor = dict(num_classes=10)
