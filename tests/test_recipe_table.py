@@ -13,9 +13,11 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmengine.runner.utils import calc_dynamic_intervals
 from mmpretrain.registry import MODELS as CLS_MODELS
 
 from vpetl_mm.apis.config_cache import cached_base_configs
+from vpetl_mm.apis.protocol import stage_config
 from vpetl_mm.apis.recipe import config_recipe
 from vpetl_mm.benchmark.matrices import IMAGE, leaves, leaf_path
 from vpetl_mm.benchmark.recipe_resolve import TABLE, resolve
@@ -143,3 +145,21 @@ def test_head_inits_and_ssf_scales_without_decay():
         weight = head.layers.head.weight
         assert weight.abs().max() > 0 and 0.015 < weight.std() < 0.025, (path, kind)
         assert config_recipe(osp.join(REPO, path), build=False)['head_init_kind'] == kind
+
+
+def test_legacy_stage_follows_the_reference_evaluations():
+    """--protocol legacy: FGVC trains on train only, and each method's test epochs."""
+    with cached_base_configs():
+        adapter = Config.fromfile(osp.join(REPO, 'configs/adapter/vit-b_fgvc-cub.py'))
+        sct = Config.fromfile(osp.join(REPO, 'configs/sct/vit-b_vtab-dtd.py'))
+    adapter = stage_config(adapter, 'legacy', 'work', 42)
+    assert adapter.train_dataloader.dataset.split == 'train'
+    assert adapter.val_dataloader.dataset.split == 'test'
+    assert (adapter.train_cfg.val_begin, adapter.train_cfg.val_interval) == (90, 10)
+    sct = stage_config(sct, 'legacy', 'work', 42)
+    assert sct.train_dataloader.dataset.split == 'trainval'
+    milestones, intervals = calc_dynamic_intervals(sct.train_cfg.val_interval,
+                                                   sct.train_cfg.dynamic_intervals)
+    assert (milestones, intervals) == ([0, 52], [10, 1])  # every 10, every epoch after 50
+    final = stage_config(sct, 'final', 'work', 42)
+    assert final.train_cfg.val_interval == 101  # the default protocol ignores legacy_eval

@@ -293,7 +293,8 @@ def resolve(cfg: Config) -> Dict[str, Any]:
         normalisation=normalisation(cfg), head_init=head_init(cfg),
         head_init_kind=head_init_kind((cfg.get('model') or {}).get('head') or {},
                                       cfg.get('default_scope', 'mmengine')),
-        protocol=cfg.get('protocol'), source=source_text(folder, setting),
+        protocol=cfg.get('protocol'), legacy_eval=_plain(cfg.get('legacy_eval')),
+        source=source_text(folder, setting),
         sources=[s.as_dict() for s in recipe_sources(folder, setting)])
 
 
@@ -386,7 +387,8 @@ def format_recipe(recipe: Dict[str, Any]) -> str:
         'drop path: ' + (', '.join(f'{k}={v}' for k, v in recipe['drop_path'].items()) or '-'),
         f"normalisation: {recipe['normalisation']}",
         'head init: ' + ('; '.join(f'{k} {v}' for k, v in recipe['head_init'].items()) or '-'),
-        f"protocol: {recipe['protocol'] or 'none set'}",
+        f"protocol: {recipe['protocol'] or 'none set'} (legacy test evaluations: "
+        f"{recipe['legacy_eval'] or 'every val_interval'})",
         f"source: {recipe['source']}",
         'deviations from the recorded source: ' + ('; '.join(
             f"{d['key']} runs {d['runs']!r}, recorded {d['recorded']!r}"

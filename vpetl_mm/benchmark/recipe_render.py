@@ -24,7 +24,7 @@ _NAMES = dict(lr='lr', weight_decay='weight decay', batch_size='batch size',
               warmup_t='warm-up', warmup_lr_init='warm-up start', lr_min='final lr',
               label_smoothing='label smoothing', augmentation='augmentation',
               batch_augments='batch augments', normalisation='normalisation',
-              head_init='head init')
+              head_init='head init', legacy_eval='test evaluations of --protocol legacy')
 # timm train.py's defaults, the values SSF's, HST's and GPS's scripts leave in place
 _BATCH_AUGMENTS = dict(Mixup="dict(type='Mixup', alpha=0.8)", CutMix="dict(type='CutMix', alpha=1.0)")
 _HEAD_INITS = dict(zero="dict(type='Constant', layer='Linear', val=0)", default='None',
@@ -45,6 +45,13 @@ def _loss(values: Dict[str, Any], column: int) -> str:
 
 def _pipeline(dataset: str, augmented: bool) -> str:
     return '{{_base_.vtab_train_pipeline%s}}' % ('_aug' if augmented else '')
+
+
+def _legacy(values: Dict[str, Any]) -> str:
+    """``legacy_eval``; mmengine takes ``dynamic_intervals`` as (milestone, interval) tuples."""
+    values = {k: [tuple(x) for x in v] if k == 'dynamic_intervals' else v
+              for k, v in values.items()}
+    return 'legacy_eval = dict(' + ', '.join(f'{k}={v!r}' for k, v in values.items()) + ')'
 
 
 def image_setting(dataset: str, num_classes: int) -> Tuple[str, List[str]]:
@@ -70,7 +77,9 @@ def image_setting(dataset: str, num_classes: int) -> Tuple[str, List[str]]:
                   'val_dataloader = dict(dataset=dataset)',
                   'test_dataloader = dict(dataset=dataset)',
                   f"optim_wrapper = dict(optimizer=dict(lr={common['lr']!r}, "
-                  f"weight_decay={common['weight_decay']!r}))"]
+                  f"weight_decay={common['weight_decay']!r}))",
+                  "# the epochs the reference evaluates on test (vpetl_mm/apis/protocol.py, "
+                  "--protocol legacy)", _legacy(common['legacy_eval'])]
 
 
 def changed(recipe: Resolved, dataset: str) -> Dict[str, Any]:
@@ -152,6 +161,8 @@ def image_leaf_recipe(folder: str, dataset: str, petl: str
     if schedule:
         lines += _cited(recipe, schedule) + ['param_scheduler = dict(' + ', '.join(
             f'{k}={diff[k]!r}' for k in schedule) + ')']
+    if 'legacy_eval' in diff:
+        lines += _cited(recipe, ['legacy_eval']) + [_legacy(diff['legacy_eval'])]
     if 'normalisation' in diff:
         lines += _cited(recipe, ['normalisation']) + \
             [f"data_preprocessor = dict(norm={diff['normalisation']!r})"]

@@ -4,7 +4,9 @@ Each :class:`Row` says how a method trained on VTAB-1k or FGVC in the code that 
 published number: optimizer, lr, weight decay and whether 1-D parameters / biases are decayed,
 batch size, epochs, timm-cosine schedule and warm-up, label smoothing, augmentation (random
 train-pipeline transforms; batch augments such as CutMix), drop path, input normalisation and
-head init (:data:`RECIPE_FIELDS`), with per-task overrides where the source has them, and the
+head init, and the epochs the source evaluates on the test set, which ``--protocol legacy``
+reproduces (``legacy_eval``: mmengine's ``val_begin`` / ``val_interval`` /
+``dynamic_intervals``) (:data:`RECIPE_FIELDS`), with per-task overrides where the source has them, and the
 source (``owner/repo@commit path``) of every row. The V-PETL Bench protocol is the
 :data:`COMMON` row of each family (its shared trainer, YAMLs and lr / wd table); a row with
 ``inherits=True`` starts from it (V-PETL's own per-method scripts), a row with
@@ -35,7 +37,7 @@ from ..datasets import (FGVC_DATASETS, FGVC_LR_WD, VTAB_AUGMENTED, VTAB_DATASETS
 RECIPE_FIELDS: Tuple[str, ...] = (
     'optimizer', 'lr', 'weight_decay', 'decay_1d', 'decay_bias', 'batch_size', 'max_epochs',
     't_initial', 'warmup_t', 'warmup_lr_init', 'lr_min', 'label_smoothing', 'augmentation',
-    'batch_augments', 'drop_path_rate', 'normalisation', 'head_init')
+    'batch_augments', 'drop_path_rate', 'normalisation', 'head_init', 'legacy_eval')
 #: head init kinds: mmpretrain's class default (zeros), nn.Linear's own (timm's
 #: ``reset_classifier``), timm's ViT init (trunc-normal std 0.02, zero bias)
 HEAD_INITS = ('zero', 'default', 'trunc_normal')
@@ -87,8 +89,13 @@ def per_task(keys: List[str], **columns: Tuple[Any, ...]) -> Dict[str, Dict[str,
 
 VTAB_KEYS, FGVC_KEYS = list(VTAB_DATASETS), list(FGVC_DATASETS)
 _SCHEDULE = dict(max_epochs=100, t_initial=100, warmup_t=10, warmup_lr_init=1e-6, lr_min=1e-5)
+# test evaluations (1-based epochs): train_model_lora.py `ep % 10 == 9`; the adapter family's
+# trainers (adapter, adaptformer, bitfit, lntune, fclayer, vptshallow) `... and ep > 80`
+_EVERY_10 = dict(val_interval=10)
+_LAST_TWO = dict(val_begin=90, val_interval=10)
 _PROTOCOL = dict(optimizer='AdamW', decay_1d=True, decay_bias=True, batch_size=64,
-                 drop_path_rate=0.1, normalisation='imagenet', head_init='default', **_SCHEDULE)
+                 drop_path_rate=0.1, normalisation='imagenet', head_init='default',
+                 legacy_eval=_EVERY_10, **_SCHEDULE)
 
 #: the V-PETL Bench protocol of each family: train_model_lora.py (AdamW on every trainable
 #: tensor, timm CosineLRScheduler per epoch, `reset_classifier`: nn.Linear's init), the
@@ -119,14 +126,15 @@ TIMM_TASKS = dict(zip(VTAB_KEYS + FGVC_KEYS, (
 # normalises with 0.5 / 0.5 (IMAGENET_INCEPTION_*); timm's ViT init: head trunc-normal(0.02)
 _TIMM = dict(optimizer='AdamW', decay_1d=False, decay_bias=False, max_epochs=110, t_initial=100,
              warmup_t=10, warmup_lr_init=1e-7, lr_min=1e-8, normalisation='inception',
-             head_init='trunc_normal')
+             head_init='trunc_normal', legacy_eval=dict(val_interval=1))  # validates each epoch
 _TIMM_VTAB = dict(_TIMM, label_smoothing=0., augmentation=False, batch_augments=())
 # FGVC scripts keep train.py's defaults: --mixup 0.8 --cutmix 1.0 --smoothing 0.1
 _TIMM_FGVC = dict(_TIMM, label_smoothing=0.1, augmentation=True, batch_augments=('Mixup', 'CutMix'))
 # FacT / RepAdapter / Hydra / NOAH (own loops): Resize((224, 224)) bicubic, no augmentation,
 # plain cross-entropy, nn.Linear head from reset_classifier
 _PLAIN = dict(optimizer='AdamW', label_smoothing=0., augmentation=False, batch_augments=(),
-              drop_path_rate=0.1, normalisation='imagenet', head_init='default')
+              drop_path_rate=0.1, normalisation='imagenet', head_init='default',
+              legacy_eval=_EVERY_10)
 
 
 def _vpetl(folder: str, family: str, script: str, values: Optional[dict] = None,
@@ -144,33 +152,44 @@ def _lr_wd(**tasks: Tuple[float, float]) -> Dict[str, Dict[str, float]]:
 # the `model_lora` YAML family (train_model_{adapter,lora,bitfit,lntune,fclayer,vptshallow}.py
 # read configs/model_lora/): FGVC batch 128
 _LORA_YAML = 'configs/model_lora/fgvc/<task>.yaml'
+_LAST = dict(legacy_eval=_LAST_TWO)
+_FULL_EVAL = dict(val_interval=10, dynamic_intervals=[[92, 1]])
+_SCT_EVAL = dict(legacy_eval=dict(val_interval=10, dynamic_intervals=[[52, 1]]))  # `or ep > 50`
 _NO_OWN = ('no recipe of its own is public or read: the V-PETL Bench protocol (its table '
            'figure is V-PETL\'s)')
 _VPETL_ROWS = [
+    # full fine-tuning tests `ep % 20 == 9 or ep > 90` (epochs 10, 30, 50, 70, 90, 92-100);
+    # mmengine's interval rule cannot skip 20, 40, 60, 80: four more test evaluations
     _vpetl('full', 'vtab', 'train/train_model_fulltuning.py, scripts/run_vit_fulltuning.sh',
-           dict(warmup_lr_init=1e-4, lr_min=1e-6),
+           dict(warmup_lr_init=1e-4, lr_min=1e-6, legacy_eval=_FULL_EVAL),
            _lr_wd(cifar100=(5e-4, 0.1), caltech101=(5e-4, 5e-3), dtd=(1e-4, 0.5)),
            note="V-PETL's full fine-tuning script sets lr / wd for CIFAR-100, Caltech101 and "
                 'DTD (a wd sweep: the first run, wd 0.5, is taken); its other lines run the '
                 'adapter trainer, so the other tasks keep the common table. The published '
                 "full-FT figures are VPT's (SGD, per-task sweep not released)."),
     _vpetl('full', 'fgvc', 'train/train_model_fulltuning.py, configs/model_fulltuning/fgvc',
-           dict(warmup_lr_init=1e-4, lr_min=1e-6)),
-    _vpetl('linear', 'vtab', 'scripts/run_vit_fclayer.sh', tasks=_lr_wd(cifar100=(1e-3, 1e-4))),
-    _vpetl('bitfit', 'vtab', 'scripts/run_vit_bitfit.sh',
-           tasks=_lr_wd(cifar100=(3e-3, 1e-4), caltech101=(6e-3, 0.25))),
-    _vpetl('lntune', 'vtab', 'scripts/run_vit_lntune.sh',
-           tasks=_lr_wd(cifar100=(8e-3, 0.01), caltech101=(5e-3, 0.01))),
-    _vpetl('adapter', 'vtab', 'scripts/run_vit_adapter.sh'),
-    _vpetl('adaptformer', 'vtab', 'scripts/run_vit_adaptformer.sh'),
+           dict(warmup_lr_init=1e-4, lr_min=1e-6, legacy_eval=_FULL_EVAL)),
+    _vpetl('linear', 'vtab', 'scripts/run_vit_fclayer.sh, train/train_model_fclayer.py',
+           _LAST, _lr_wd(cifar100=(1e-3, 1e-4))),
+    _vpetl('bitfit', 'vtab', 'scripts/run_vit_bitfit.sh, train/train_model_bitfit.py', _LAST,
+           _lr_wd(cifar100=(3e-3, 1e-4), caltech101=(6e-3, 0.25))),
+    _vpetl('lntune', 'vtab', 'scripts/run_vit_lntune.sh, train/train_model_lntune.py', _LAST,
+           _lr_wd(cifar100=(8e-3, 0.01), caltech101=(5e-3, 0.01))),
+    _vpetl('adapter', 'vtab', 'scripts/run_vit_adapter.sh, train/train_model_adapter.py', _LAST),
+    _vpetl('adaptformer', 'vtab', 'scripts/run_vit_adaptformer.sh, '
+           'train/train_model_adapter.py', _LAST),
     _vpetl('lora', 'vtab', 'scripts/run_vit_lora.sh', tasks=_lr_wd(cifar100=(5e-3, 5e-3))),
-    _vpetl('vpt_shallow', 'vtab', 'scripts/run_vit_vptshallow.sh',
-           tasks=_lr_wd(cifar100=(1e-3, 1e-4))),
-    *[_vpetl(folder, 'fgvc', _LORA_YAML, dict(batch_size=128)) for folder in (
-        'linear', 'bitfit', 'lntune', 'adapter', 'adaptformer', 'lora', 'vpt_shallow')],
+    _vpetl('vpt_shallow', 'vtab', 'scripts/run_vit_vptshallow.sh, '
+           'train/train_model_vptshallow.py', _LAST, _lr_wd(cifar100=(1e-3, 1e-4))),
+    _vpetl('lora', 'fgvc', _LORA_YAML, dict(batch_size=128)),
+    *[_vpetl(folder, 'fgvc', f'{_LORA_YAML}, train/train_model_{trainer}.py',
+             dict(_LAST, batch_size=128)) for folder, trainer in (
+        ('linear', 'fclayer'), ('bitfit', 'bitfit'), ('lntune', 'lntune'),
+        ('adapter', 'adapter'), ('adaptformer', 'adapter'), ('vpt_shallow', 'vptshallow'))],
     # SCT: V-PETL's SCT table (the SCT authors' code): lr / wd per task, batch 32 on 8 tasks,
     # its own train_aug flags (Flowers and SUN397 off, Clevr-dist on; no flag on smallNORB-ele)
-    _vpetl('sct', 'vtab', 'scripts/run_model_sct.sh, configs/model_sct/vtab/<task>.yaml', tasks=per_task(
+    _vpetl('sct', 'vtab', 'scripts/run_model_sct.sh, configs/model_sct/vtab/<task>.yaml, '
+           'train/train_model_sct.py', _SCT_EVAL, per_task(
         VTAB_KEYS,
         lr=(0.012, 0.006, 0.003, 0.085, 0.0005, 0.075, 0.0015, 0.0072, 0.07, 0.01, 0.003, 0.0033,
             0.002, 0.007, 0.007, 0.004, 0.005, 0.008, 0.0013),
@@ -180,7 +199,8 @@ _VPETL_ROWS = [
         augmentation=(False, False, True, False, True, True, False, True, True, True, True, True,
                       True, True, True, False, False, False, False)),
         note="the SCT YAMLs' per-task `scale` / `scaleonx` are method arguments (not here)"),
-    _vpetl('sct', 'fgvc', 'train/train_model_sct.py, configs/model_sct/fgvc/<task>.yaml'),
+    _vpetl('sct', 'fgvc', 'train/train_model_sct.py, configs/model_sct/fgvc/<task>.yaml',
+           _SCT_EVAL),
 ]
 
 _SSF = 'dongzelian/SSF@e94e0e7'
@@ -231,7 +251,8 @@ _OWN_ROWS = [
         dict(optimizer='AdamW', weight_decay=0.05, decay_1d=True, decay_bias=False,
              batch_size=32, max_epochs=110, t_initial=100, warmup_t=10, warmup_lr_init=1e-7,
              lr_min=1e-8, label_smoothing=0., augmentation=False, batch_augments=(),
-             normalisation='inception'), per_task(
+             normalisation='inception', legacy_eval=dict(val_begin=110, val_interval=110)),
+        per_task(  # DTL evaluates once, after the last epoch
             VTAB_KEYS,
             lr=(3e-4, 1e-3, 3e-4, 8e-3, 3e-4, 8e-3, 5e-4, 8e-3, 8e-3, 8e-3, 1e-4, 1e-3, 5e-4,
                 8e-4, 8e-3, 1e-2, 8e-3, 3e-3, 1e-3),
