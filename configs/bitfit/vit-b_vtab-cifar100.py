@@ -7,5 +7,9 @@ _base_ = ['../_base_/image/vit-b16_vtab-cifar100.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='BitFit')))
 # lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_vit_bitfit.sh
+# ImageClassification/scripts/run_vit_bitfit.sh, train/train_model_bitfit.py
 optim_wrapper = dict(optimizer=dict(lr=0.003, weight_decay=0.0001))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_vit_bitfit.sh, train/train_model_bitfit.py
+legacy_eval = dict(val_begin=90, val_interval=10)

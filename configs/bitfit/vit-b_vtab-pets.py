@@ -6,3 +6,7 @@
 _base_ = ['../_base_/image/vit-b16_vtab-pets.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='BitFit')))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_vit_bitfit.sh, train/train_model_bitfit.py
+legacy_eval = dict(val_begin=90, val_interval=10)

@@ -23,6 +23,9 @@ train_cfg = dict(max_epochs=110)
 # warm-up start, final lr: heekhero/DTL@bf6c51e train_scripts/vit/vtab/dsprites_loc/train_dtl.sh,
 # train_vit_vtab.py, utils/utils.py
 param_scheduler = dict(warmup_lr_init=1e-07, lr_min=1e-08)
+# test evaluations of --protocol legacy: heekhero/DTL@bf6c51e
+# train_scripts/vit/vtab/dsprites_loc/train_dtl.sh, train_vit_vtab.py, utils/utils.py
+legacy_eval = dict(val_begin=110, val_interval=110)
 # normalisation: heekhero/DTL@bf6c51e train_scripts/vit/vtab/dsprites_loc/train_dtl.sh,
 # train_vit_vtab.py, utils/utils.py
 data_preprocessor = dict(norm='inception')

@@ -9,3 +9,7 @@ model = dict(backbone=dict(petl=dict(_delete_=True, type='Full')))
 # warm-up start, final lr: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
 # ImageClassification/train/train_model_fulltuning.py, scripts/run_vit_fulltuning.sh
 param_scheduler = dict(warmup_lr_init=0.0001, lr_min=1e-06)
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/train/train_model_fulltuning.py, scripts/run_vit_fulltuning.sh
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(92, 1)])

@@ -24,6 +24,8 @@ optim_wrapper = dict(optimizer=dict(lr=0.002, weight_decay=0.0),
 train_cfg = dict(max_epochs=110)
 # warm-up start, final lr: FightingFighting/GPS@72e0c31 train_gps.py, args.py
 param_scheduler = dict(warmup_lr_init=1e-07, lr_min=1e-08)
+# test evaluations of --protocol legacy: FightingFighting/GPS@72e0c31 train_gps.py, args.py
+legacy_eval = dict(val_interval=1)
 # normalisation: FightingFighting/GPS@72e0c31 train_gps.py, args.py
 data_preprocessor = dict(norm='inception')
 

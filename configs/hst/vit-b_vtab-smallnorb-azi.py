@@ -17,5 +17,8 @@ train_cfg = dict(max_epochs=110)
 # warm-up start, final lr: AFeng-x/HST@ee89571 train_scripts/vit/vtab/smallnorb_azi/train_s4.sh,
 # train.py
 param_scheduler = dict(warmup_lr_init=1e-07, lr_min=1e-08)
+# test evaluations of --protocol legacy: AFeng-x/HST@ee89571
+# train_scripts/vit/vtab/smallnorb_azi/train_s4.sh, train.py
+legacy_eval = dict(val_interval=1)
 # normalisation: AFeng-x/HST@ee89571 train_scripts/vit/vtab/smallnorb_azi/train_s4.sh, train.py
 data_preprocessor = dict(norm='inception')

@@ -7,5 +7,9 @@ _base_ = ['../_base_/image/vit-b16_vtab-cifar100.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='Frozen')))
 # lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_vit_fclayer.sh
+# ImageClassification/scripts/run_vit_fclayer.sh, train/train_model_fclayer.py
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_vit_fclayer.sh, train/train_model_fclayer.py
+legacy_eval = dict(val_begin=90, val_interval=10)

@@ -7,5 +7,9 @@ _base_ = ['../_base_/image/vit-b16_vtab-caltech101.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='LNTune')))
 # lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_vit_lntune.sh
+# ImageClassification/scripts/run_vit_lntune.sh, train/train_model_lntune.py
 optim_wrapper = dict(optimizer=dict(lr=0.005, weight_decay=0.01))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_vit_lntune.sh, train/train_model_lntune.py
+legacy_eval = dict(val_begin=90, val_interval=10)

@@ -6,3 +6,7 @@
 _base_ = ['../_base_/image/vit-b16_fgvc-flowers.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/train/train_model_sct.py, configs/model_sct/fgvc/OxfordFlower.yaml
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(52, 1)])

@@ -7,5 +7,11 @@ _base_ = ['../_base_/image/vit-b16_vtab-caltech101.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
 # weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/caltech101.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/caltech101.yaml,
+# train/train_model_sct.py
 optim_wrapper = dict(optimizer=dict(lr=0.006, weight_decay=0.25))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/caltech101.yaml,
+# train/train_model_sct.py
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(52, 1)])

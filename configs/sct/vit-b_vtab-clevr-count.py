@@ -6,3 +6,8 @@
 _base_ = ['../_base_/image/vit-b16_vtab-clevr-count.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/clevr_count.yaml,
+# train/train_model_sct.py
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(52, 1)])

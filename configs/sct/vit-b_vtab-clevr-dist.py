@@ -7,8 +7,15 @@ _base_ = ['../_base_/image/vit-b16_vtab-clevr-dist.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
 # augmentation: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/clevr_dist.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/clevr_dist.yaml,
+# train/train_model_sct.py
 train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline_aug}}))
 # lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/clevr_dist.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/clevr_dist.yaml,
+# train/train_model_sct.py
 optim_wrapper = dict(optimizer=dict(lr=0.002, weight_decay=0.001))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/clevr_dist.yaml,
+# train/train_model_sct.py
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(52, 1)])

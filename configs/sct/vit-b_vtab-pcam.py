@@ -7,5 +7,11 @@ _base_ = ['../_base_/image/vit-b16_vtab-pcam.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
 # batch size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/patch_camelyon.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/patch_camelyon.yaml,
+# train/train_model_sct.py
 train_dataloader = dict(batch_size=32)
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/patch_camelyon.yaml,
+# train/train_model_sct.py
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(52, 1)])

@@ -7,8 +7,15 @@ _base_ = ['../_base_/image/vit-b16_vtab-pets.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
 # batch size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/oxford_iiit_pet.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/oxford_iiit_pet.yaml,
+# train/train_model_sct.py
 train_dataloader = dict(batch_size=32)
 # lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/oxford_iiit_pet.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/oxford_iiit_pet.yaml,
+# train/train_model_sct.py
 optim_wrapper = dict(optimizer=dict(lr=0.0005, weight_decay=0.3))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/oxford_iiit_pet.yaml,
+# train/train_model_sct.py
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(52, 1)])

@@ -7,8 +7,15 @@ _base_ = ['../_base_/image/vit-b16_vtab-smallnorb-azi.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
 # batch size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/smallnorb_azi.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/smallnorb_azi.yaml,
+# train/train_model_sct.py
 train_dataloader = dict(batch_size=32)
 # lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/smallnorb_azi.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/smallnorb_azi.yaml,
+# train/train_model_sct.py
 optim_wrapper = dict(optimizer=dict(lr=0.008, weight_decay=0.07))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/smallnorb_azi.yaml,
+# train/train_model_sct.py
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(52, 1)])

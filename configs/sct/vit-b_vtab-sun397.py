@@ -7,8 +7,15 @@ _base_ = ['../_base_/image/vit-b16_vtab-sun397.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='SCT')))
 # batch size, augmentation: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/sun397.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/sun397.yaml,
+# train/train_model_sct.py
 train_dataloader = dict(batch_size=32, dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
 # lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/sun397.yaml
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/sun397.yaml,
+# train/train_model_sct.py
 optim_wrapper = dict(optimizer=dict(lr=0.0015, weight_decay=0.0001))
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_model_sct.sh, configs/model_sct/vtab/sun397.yaml,
+# train/train_model_sct.py
+legacy_eval = dict(val_interval=10, dynamic_intervals=[(52, 1)])

@@ -26,5 +26,8 @@ train_cfg = dict(max_epochs=110)
 # warm-up start, final lr: dongzelian/SSF@e94e0e7 train_scripts/vit/vtab/sun397/train_ssf.sh,
 # train.py
 param_scheduler = dict(warmup_lr_init=1e-07, lr_min=1e-08)
+# test evaluations of --protocol legacy: dongzelian/SSF@e94e0e7
+# train_scripts/vit/vtab/sun397/train_ssf.sh, train.py
+legacy_eval = dict(val_interval=1)
 # normalisation: dongzelian/SSF@e94e0e7 train_scripts/vit/vtab/sun397/train_ssf.sh, train.py
 data_preprocessor = dict(norm='inception')

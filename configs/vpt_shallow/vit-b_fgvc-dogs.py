@@ -7,5 +7,9 @@ _base_ = ['../_base_/image/vit-b16_fgvc-dogs.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='VPT')))
 # batch size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-# ImageClassification/configs/model_lora/fgvc/StanfordDogs.yaml
+# ImageClassification/configs/model_lora/fgvc/StanfordDogs.yaml, train/train_model_vptshallow.py
 train_dataloader = dict(batch_size=128)
+# test evaluations of --protocol legacy:
+# synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/configs/model_lora/fgvc/StanfordDogs.yaml, train/train_model_vptshallow.py
+legacy_eval = dict(val_begin=90, val_interval=10)

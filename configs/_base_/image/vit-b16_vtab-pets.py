@@ -15,3 +15,5 @@ train_dataloader = dict(dataset=dict(**dataset, pipeline={{_base_.vtab_train_pip
 val_dataloader = dict(dataset=dataset)
 test_dataloader = dict(dataset=dataset)
 optim_wrapper = dict(optimizer=dict(lr=0.0007, weight_decay=0.8))
+# the epochs the reference evaluates on test (vpetl_mm/apis/protocol.py, --protocol legacy)
+legacy_eval = dict(val_interval=10)
