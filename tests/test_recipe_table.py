@@ -20,7 +20,8 @@ from vpetl_mm.apis.config_cache import cached_base_configs
 from vpetl_mm.apis.protocol import stage_config
 from vpetl_mm.apis.recipe import config_recipe
 from vpetl_mm.benchmark.matrices import IMAGE, leaves, leaf_path
-from vpetl_mm.benchmark.recipe_resolve import TABLE, resolve
+from vpetl_mm.benchmark.recipe_render import image_leaf_recipe
+from vpetl_mm.benchmark.recipe_resolve import TABLE, recipe_choice, resolve
 from vpetl_mm.benchmark.recipe_table import COMMON, HEAD_INITS, RECIPE_FIELDS, ROWS
 from vpetl_mm.benchmark.variants import matrix_variants
 from vpetl_mm.datasets import FGVC_DATASETS, VTAB_DATASETS
@@ -163,3 +164,18 @@ def test_legacy_stage_follows_the_reference_evaluations():
     assert (milestones, intervals) == ([0, 52], [10, 1])  # every 10, every epoch after 50
     final = stage_config(sct, 'final', 'work', 42)
     assert final.train_cfg.val_interval == 101  # the default protocol ignores legacy_eval
+
+
+def test_the_other_choice_is_one_option_away():
+    """generate_configs.py --recipe vpetl: V-PETL's protocol for every method (own-repository
+    rows and per-task recipe values left out, per-task method arguments kept)."""
+    with recipe_choice('vpetl'):
+        ssf = image_leaf_recipe('ssf', 'vtab-cifar100', "dict(_delete_=True, type='SSF')")
+        hydra = image_leaf_recipe('hydra', 'vtab-dtd', "dict(_delete_=True, type='Hydra')")
+        assert resolve('ssf', 'vtab-cifar100').values == resolve('*', 'vtab-cifar100').values
+    assert ssf == (None, [])
+    assert 'scale=0.1, dropout=0.2' in hydra[0] and hydra[1] == []
+    assert resolve('ssf', 'vtab-cifar100').values['weight_decay'] == 5e-5  # back to published
+    with pytest.raises(ValueError, match='unknown recipe choice'):
+        with recipe_choice('mine'):
+            pass

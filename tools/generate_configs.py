@@ -9,9 +9,15 @@ config per variant x setting that inherits it and names the method and its own r
 config of a method without a hand-written one. ``tests/test_configs.py`` fails when a committed
 file differs from what this script writes.
 
+The image recipes follow ``vpetl_mm/benchmark/recipe_table.py``: each method's row is the source
+of its published number (its own repository where V-PETL Bench ships no real code for it).
+``--recipe vpetl`` writes the other choice, V-PETL Bench's common protocol for every method
+(``--check`` then lists those configs as stale; rerun without it to go back).
+
 Usage:
     python tools/generate_configs.py            # (re)write every generated config
     python tools/generate_configs.py --check    # list stale or missing files, exit 1 if any
+    python tools/generate_configs.py --recipe vpetl  # V-PETL's protocol for every method
 """
 import argparse
 import os
@@ -24,6 +30,7 @@ sys.path.insert(0, ROOT)
 
 from vpetl_mm.benchmark.configgen import MARK, META_MARK  # noqa: E402
 from vpetl_mm.benchmark.matrices import expected_files, stale_files  # noqa: E402
+from vpetl_mm.benchmark.recipe_resolve import CHOICES, recipe_choice  # noqa: E402
 
 
 def _generated(path: str) -> bool:
@@ -37,7 +44,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--check', action='store_true',
                         help='only report stale, missing or orphaned files (exit status 1 if any)')
+    parser.add_argument('--recipe', choices=CHOICES, default='published',
+                        help='image recipes: the source of each published number (default) or '
+                        "V-PETL Bench's common protocol for every method")
     args = parser.parse_args(argv)
+    with recipe_choice(args.recipe):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.check:
         stale = stale_files(ROOT)
         for path in stale:

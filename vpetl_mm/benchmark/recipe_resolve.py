@@ -13,8 +13,9 @@ Examples:
     >>> resolve('lora', 'fgvc-cub').values['batch_size']
     128
 """
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..datasets import FGVC_DATASETS, VTAB_DATASETS
 from .pertask import lookup as per_task_lookup
@@ -57,6 +58,32 @@ def _cite(row: Row, dataset: str) -> str:
     return row.source.replace('<task>', names[dataset])
 
 
+#: which rows apply: ``'published'`` (the default: the source of each published number) or
+#: ``'vpetl'`` (V-PETL Bench's protocol for every method: the rows read in a method's own
+#: repository and its per-task lr / wd / batch / drop path are left out)
+CHOICES = ('published', 'vpetl')
+_CHOICE = {'rows': 'published'}
+
+
+@contextlib.contextmanager
+def recipe_choice(choice: str) -> Iterator[None]:
+    """Resolve with the ``choice`` of :data:`CHOICES` inside the block
+    (``tools/generate_configs.py --recipe vpetl``).
+
+    Examples:
+        >>> with recipe_choice('vpetl'):
+        ...     resolve('ssf', 'vtab-cifar100').values['weight_decay']
+        1.0
+    """
+    if choice not in CHOICES:
+        raise ValueError(f'unknown recipe choice {choice!r}; choose one of {CHOICES}')
+    before, _CHOICE['rows'] = _CHOICE['rows'], choice
+    try:
+        yield
+    finally:
+        _CHOICE['rows'] = before
+
+
 def resolve(folder: str, dataset: str) -> Optional[Resolved]:
     """The recipe of ``configs/<folder>/vit-b_<dataset>.py``; None outside VTAB-1k / FGVC
     (``folder='*'``: the family's common row, what the setting bases hold)."""
@@ -64,13 +91,16 @@ def resolve(folder: str, dataset: str) -> Optional[Resolved]:
     if family is None:
         return None
     row = None if folder == '*' else row_of(folder, family)
+    own = row is not None and not row.inherits
+    if own and _CHOICE['rows'] == 'vpetl':
+        row = None
     layers: List[Tuple[str, Dict[str, Any]]] = []  # general -> specific
     for source in ([COMMON[family]] if row is None or row.inherits else []) + \
             ([row] if row else []):
         layers.append((_cite(source, dataset), dict(source.values)))
         layers.append((_cite(source, dataset), dict(source.tasks.get(dataset, {}))))
     found = per_task_lookup(folder, dataset)
-    if found and found[1]:
+    if found and found[1] and _CHOICE['rows'] == 'published':
         layers.append((found[2], dict(found[1])))
     values: Dict[str, Any] = {}
     cites: Dict[str, str] = {}
