@@ -45,7 +45,14 @@ def _scheduled(recipe: Dict[str, Any], key: str) -> Any:
 
 
 def runs(recipe: Dict[str, Any], key: str) -> Any:
-    """The value the resolved recipe runs for a recorded-source key."""
+    """The value the resolved recipe runs for a recorded-source key.
+
+    Examples:
+        >>> from vpetl_mm.apis.recipe import config_recipe
+        >>> recipe = config_recipe('configs/ssf/vit-b_vtab-dtd.py', build=False)
+        >>> runs(recipe, 'decay_1d'), runs(recipe, 'batch_augments'), runs(recipe, 't_initial')
+        (False, ('CutMix',), 100)
+    """
     optimizer = recipe['optimizer'] or {}
     if key in ('lr', 'weight_decay'):
         return optimizer.get(key)
@@ -84,7 +91,8 @@ def _same(runs_value: Any, recorded: Any) -> bool:
 
 def deviations(recipe: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Where the resolved recipe differs from its recorded source: each key's value from the
-    most specific source that records it, against what the config runs."""
+    most specific source that records it, against what the config runs (the module's
+    example)."""
     found, seen = [], set()
     for source in recipe['sources']:
         for key, recorded in source['values'].items():

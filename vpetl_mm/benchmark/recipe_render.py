@@ -26,7 +26,8 @@ _NAMES = dict(lr='lr', weight_decay='weight decay', batch_size='batch size',
               batch_augments='batch augments', normalisation='normalisation',
               head_init='head init', legacy_eval='test evaluations of --protocol legacy')
 # timm train.py's defaults, the values SSF's, HST's and GPS's scripts leave in place
-_BATCH_AUGMENTS = dict(Mixup="dict(type='Mixup', alpha=0.8)", CutMix="dict(type='CutMix', alpha=1.0)")
+_BATCH_AUGMENTS = dict(Mixup="dict(type='Mixup', alpha=0.8)",
+                       CutMix="dict(type='CutMix', alpha=1.0)")
 _HEAD_INITS = dict(zero="dict(type='Constant', layer='Linear', val=0)", default='None',
                    trunc_normal="dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)")
 _SCHEDULE = ('t_initial', 'warmup_t', 'warmup_lr_init', 'lr_min')
@@ -43,7 +44,7 @@ def _loss(values: Dict[str, Any], column: int) -> str:
     return f"dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0{soft})"
 
 
-def _pipeline(dataset: str, augmented: bool) -> str:
+def _pipeline(augmented: bool) -> str:
     return '{{_base_.vtab_train_pipeline%s}}' % ('_aug' if augmented else '')
 
 
@@ -55,12 +56,18 @@ def _legacy(values: Dict[str, Any]) -> str:
 
 
 def image_setting(dataset: str, num_classes: int) -> Tuple[str, List[str]]:
-    """A setting base's head fields and lines: data and the family's common row."""
+    """A setting base's head fields and lines: data and the family's common row.
+
+    Examples:
+        >>> head, lines = image_setting('vtab-kitti', 4)
+        >>> 'label_smooth_val=0.1' in head, lines[-1]
+        (True, 'legacy_eval = dict(val_interval=10)')
+    """
     common = resolve('*', dataset).values
     if dataset in VTAB_DATASETS:
         shared = dict(data_root=f'data/vtab-1k/{VTAB_DATASETS[dataset]}',
                       task=VTAB_DATASETS[dataset])
-        pipeline = _pipeline(dataset, True) if common['augmentation'] else None
+        pipeline = _pipeline(True) if common['augmentation'] else None
     else:
         name, folder = FGVC_DATASETS[dataset][:2]
         shared = dict(data_root=f'data/fgvc/{folder}', name=name)
@@ -83,7 +90,12 @@ def image_setting(dataset: str, num_classes: int) -> Tuple[str, List[str]]:
 
 
 def changed(recipe: Resolved, dataset: str) -> Dict[str, Any]:
-    """The keys where a leaf's recipe differs from its setting base."""
+    """The keys where a leaf's recipe differs from its setting base.
+
+    Examples:
+        >>> changed(resolve('lora', 'vtab-cifar100'), 'vtab-cifar100')
+        {'lr': 0.005, 'weight_decay': 0.005}
+    """
     base = resolve('*', dataset).values
     return {k: v for k, v in recipe.values.items()
             if v != base.get(k, () if k == 'batch_augments' else None)}
@@ -141,7 +153,12 @@ def _optim(recipe: Resolved, diff: Dict[str, Any]) -> List[str]:
 
 def image_leaf_recipe(folder: str, dataset: str, petl: str
                       ) -> Tuple[Optional[str], List[str]]:
-    """A leaf's ``model`` entries (None: only the petl dict) and its lines after ``model``."""
+    """A leaf's ``model`` entries (None: only the petl dict) and its lines after ``model``.
+
+    Examples:
+        >>> image_leaf_recipe('lora', 'fgvc-cub', "dict(_delete_=True, type='LoRA')")[1][-1]
+        'train_dataloader = dict(batch_size=128)'
+    """
     recipe = resolve(folder, dataset)
     diff = changed(recipe, dataset)
     method = lookup(folder, dataset)
@@ -151,7 +168,7 @@ def image_leaf_recipe(folder: str, dataset: str, petl: str
     if loader:
         fields = [f"batch_size={diff['batch_size']!r}"] if 'batch_size' in diff else []
         if 'augmentation' in diff:
-            fields.append(f"dataset=dict(pipeline={_pipeline(dataset, diff['augmentation'])})")
+            fields.append(f"dataset=dict(pipeline={_pipeline(diff['augmentation'])})")
         lines += _cited(recipe, loader) + [f"train_dataloader = dict({', '.join(fields)})"]
     lines += _optim(recipe, diff)
     if 'max_epochs' in diff:

@@ -44,12 +44,22 @@ class Resolved:
 
 
 def family_of(dataset: str) -> Optional[str]:
-    """``'vtab'``, ``'fgvc'`` or None for a dataset key."""
+    """``'vtab'``, ``'fgvc'`` or None for a dataset key.
+
+    Examples:
+        >>> family_of('vtab-dtd'), family_of('fgvc-cub'), family_of('ssv2')
+        ('vtab', 'fgvc', None)
+    """
     return 'vtab' if dataset in VTAB_DATASETS else 'fgvc' if dataset in FGVC_DATASETS else None
 
 
 def row_of(folder: str, family: str) -> Optional[Row]:
-    """The method's row of the table, or None."""
+    """The method's row of the table, or None.
+
+    Examples:
+        >>> row_of('hydra', 'vtab').values['t_initial'], row_of('ia3', 'vtab')
+        (500, None)
+    """
     return TABLE.get((folder, family))
 
 

@@ -6,8 +6,8 @@ batch size, epochs, timm-cosine schedule and warm-up, label smoothing, augmentat
 train-pipeline transforms; batch augments such as CutMix), drop path, input normalisation and
 head init, and the epochs the source evaluates on the test set, which ``--protocol legacy``
 reproduces (``legacy_eval``: mmengine's ``val_begin`` / ``val_interval`` /
-``dynamic_intervals``) (:data:`RECIPE_FIELDS`), with per-task overrides where the source has them, and the
-source (``owner/repo@commit path``) of every row. The V-PETL Bench protocol is the
+``dynamic_intervals``) (:data:`RECIPE_FIELDS`), with per-task overrides where the source has
+them, and the source (``owner/repo@commit path``) of every row. The V-PETL Bench protocol is the
 :data:`COMMON` row of each family (its shared trainer, YAMLs and lr / wd table); a row with
 ``inherits=True`` starts from it (V-PETL's own per-method scripts), a row with
 ``inherits=False`` stands alone: a method whose published number comes from its own repository
@@ -18,7 +18,8 @@ GPS's own per-task files stay in :mod:`.pertask` and apply on top, with their ci
 :mod:`.recipe_resolve` gives the recipe of one config, :mod:`.recipe_render` writes it into the
 generated configs, and ``tools/analysis/recipe.py`` compares every config with it
 (:mod:`.sources`). Where sources conflict, the row follows the source of the published number
-in our tables; the other is one option away (``--cfg-options``; docs/image.md, "Recipes").
+in our tables; the other is one option away (``tools/generate_configs.py --recipe vpetl``, or
+single keys with ``--cfg-options``; docs/image.md, "Recipes").
 
 Examples:
     >>> rows = {(r.folder, r.family): r for r in ROWS}
@@ -220,7 +221,8 @@ _OWN_ROWS = [
                           5e-2, 5e-5, 5e-5, 5e-5, 5e-5, 5e-5, 5e-2),
             drop_path_rate=(0., .1, 0., 0., 0., 0., 0., 0., .2, .1, .2, .1, .1, .1, 0., 0., .2,
                             .1, .2)),
-        inherits=False, note=f'train images Resize((224, 224)) bicubic (ours bilinear); {_CHECKPOINT}'),
+        inherits=False,
+        note=f'train images Resize((224, 224)) bicubic (ours bilinear); {_CHECKPOINT}'),
     Row('ssf', 'fgvc', f'{_SSF} train_scripts/vit/fgvc/<task>/train_ssf.sh, train.py',
         dict(_TIMM_FGVC, batch_size=64), per_task(
             FGVC_KEYS, lr=(1e-2, 2e-4, 1e-2, 2.5e-4, 2e-2), weight_decay=(0.05, ) * 5,

@@ -58,7 +58,12 @@ def split_setting(stem: str) -> Tuple[str, str]:
 
 
 def table_sources(folder: str, setting: str) -> List[RecipeSource]:
-    """The recipe table's sources of an image config (:func:`.recipe_resolve.resolve`)."""
+    """The recipe table's sources of an image config (:func:`.recipe_resolve.resolve`).
+
+    Examples:
+        >>> [s.keys for s in table_sources('hydra', 'vit-b_vtab-dtd')][0]
+        ('lr', 'weight_decay', 'batch_size')
+    """
     recipe = resolve(folder, split_setting(setting)[1]) if setting.startswith('vit-b_') \
         else None
     if recipe is None:
@@ -67,7 +72,12 @@ def table_sources(folder: str, setting: str) -> List[RecipeSource]:
 
 
 def per_task_sources(folder: str, setting: str) -> List[RecipeSource]:
-    """The method arguments a method's own repository sets for the task (:mod:`.pertask`)."""
+    """The method arguments a method's own repository sets for the task (:mod:`.pertask`).
+
+    Examples:
+        >>> per_task_sources('gps', 'vit-b_fgvc-cars')[0].values
+        {'k': 15}
+    """
     found = per_task_lookup(folder, split_setting(setting)[1])
     if found is None or not found[0]:
         return []
