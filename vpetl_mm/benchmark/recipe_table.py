@@ -100,7 +100,9 @@ _PROTOCOL = dict(optimizer='AdamW', decay_1d=True, decay_bias=True, batch_size=6
 
 #: the V-PETL Bench protocol of each family: train_model_lora.py (AdamW on every trainable
 #: tensor, timm CosineLRScheduler per epoch, `reset_classifier`: nn.Linear's init), the
-#: model_lora YAMLs (batch, label smoothing, train_aug) and run_vit_lora.sh (lr / wd)
+#: model_lora VTAB YAMLs (batch, label smoothing, train_aug; FGVC: model_sct's batch 64, which
+#: the SCT trainer and its copies read; the model_lora family's 128 is its own rows') and
+#: run_vit_lora.sh (lr / wd)
 COMMON: Dict[str, Row] = dict(
     vtab=Row('*', 'vtab', f'{VPETL} ImageClassification/train/train_model_lora.py, '
              'configs/model_lora/vtab/<task>.yaml, scripts/run_vit_lora.sh', _PROTOCOL,
@@ -108,7 +110,7 @@ COMMON: Dict[str, Row] = dict(
                         label_smoothing=VTAB_LABEL_SMOOTHING[key],
                         augmentation=key in VTAB_AUGMENTED) for key in VTAB_KEYS}),
     fgvc=Row('*', 'fgvc', f'{VPETL} ImageClassification/train/train_model_lora.py, '
-             'configs/model_adapter/fgvc/<task>.yaml, scripts/run_vit_lora.sh',
+             'configs/model_sct/fgvc/<task>.yaml, scripts/run_vit_lora.sh',
              dict(_PROTOCOL, label_smoothing=0., augmentation=True),
              {key: dict(lr=FGVC_LR_WD[key][0], weight_decay=FGVC_LR_WD[key][1])
               for key in FGVC_KEYS}),
