@@ -15,6 +15,9 @@ model = dict(
 train_dataloader = dict(batch_size=32)
 optim_wrapper = dict(optimizer=dict(lr=0.0003, weight_decay=0.0))
 
-# GPS's selection pass: SupCon gradients on two contrastive views per image
+# GPS's selection pass: SupCon gradients on two contrastive views per image; the
+# other vpetl_mm hooks of the base (_base_/runtime/petl_hooks.py) stay as they are
 custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,
-                     pipeline={{_base_.gps_contrast_pipeline}})]
+                     pipeline=_base_.gps_contrast_pipeline)
+                if h.type == 'vpetl_mm.PETLCalibrationHook' else h
+                for h in _base_.custom_hooks]
