@@ -118,8 +118,9 @@ def tiny_config(case: Case, options: List[str]) -> Config:
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)  # as the tools parse it
     cfg = Config.fromfile(osp.join(TINY, case.config))
-    cfg.merge_from_dict(parser.parse_args(
-        ['--cfg-options', *[o for o in options if o.startswith('model.')]]).cfg_options)
+    model = [o for o in options if o.startswith('model.')]
+    if model:
+        cfg.merge_from_dict(parser.parse_args(['--cfg-options', *model]).cfg_options)
     return cfg
 
 
