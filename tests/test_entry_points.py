@@ -25,7 +25,6 @@ import torch
 
 sys.path.insert(0, osp.dirname(__file__))
 
-from datagen.ade20k import write_ade20k  # noqa: E402
 from datagen.video import make_video_dataset  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import MODELS, DefaultScope  # noqa: E402
@@ -89,19 +88,18 @@ class Case(NamedTuple):
     last: str  # the checkpoint the resumed run ends with
 
 
+# iteration-based settings: 2 iterations, then --resume to 3
+_BY_ITER = ('iter_2.pth', ['train_cfg.max_iters=3'], 'resumed epoch: 0, iter: 2', 'iter_3.pth')
 CASES: Dict[str, Case] = dict(
     mmpretrain=Case('mmpretrain', 'image/vit-b_vtab_tiny.py', 'mmpretrain', _tiny_vtab,
                     'accuracy/top1', 100., {'head.layers.head.weight'}, 'epoch_1.pth',
                     ['train_cfg.max_epochs=2'], 'resumed epoch: 1, iter: 3', 'epoch_2.pth'),
     mmdet=Case('mmdet', 'dense/retinanet_swin-l_voc0712_tiny.py', 'mmdet', _voc,
-               'pascal_voc/mAP', 1., {'bbox_head.retina_cls.weight'}, 'iter_2.pth',
-               ['train_cfg.max_iters=3'], 'resumed epoch: 0, iter: 2', 'iter_3.pth'),
+               'pascal_voc/mAP', 1., {'bbox_head.retina_cls.weight'}, *_BY_ITER),
     mmseg=Case('mmseg', 'dense/upernet_swin-l_ade20k_tiny.py', 'mmseg', _ade,
-               'mIoU', 100., {'decode_head.conv_seg.weight'}, 'iter_2.pth',
-               ['train_cfg.max_iters=3'], 'resumed epoch: 0, iter: 2', 'iter_3.pth'),
+               'mIoU', 100., {'decode_head.conv_seg.weight'}, *_BY_ITER),
     mmaction=Case('mmaction', 'video/videomae-b_hmdb51_tiny.py', 'mmaction', _video,
-                  'acc/top1', 1., {'cls_head.fc_cls.weight'}, 'iter_2.pth',
-                  ['train_cfg.max_iters=3'], 'resumed epoch: 0, iter: 2', 'iter_3.pth'),
+                  'acc/top1', 1., {'cls_head.fc_cls.weight'}, *_BY_ITER),
 )
 
 
