@@ -38,6 +38,10 @@ setup(
         # HF peft, only for tools/analysis/efficiency.py --peers. peft pulls transformers in, and
         # transformers 5 breaks `import mmpretrain.models` (environment.md): keep it below 4.50.
         'benchmark': ['peft>=0.13', 'transformers>=4.40,<4.50'],
+        # mmengine's TensorboardVisBackend (README, "Logging"); `make env` installs it
+        'log': ['tensorboard'],
+        # mmengine's WandbVisBackend; needs an account (`wandb login`), so not in `make env`
+        'wandb': ['wandb'],
     },
     license='Apache License 2.0',
 )

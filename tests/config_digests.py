@@ -14,6 +14,8 @@ root::
 
     python tests/config_digests.py --write            # this checkout's configs
     python tests/config_digests.py --root OLD --write # another checkout's (e.g. git archive)
+    python tests/config_digests.py --write --keys custom_hooks  # only these keys, the same
+                                                     # configs; fails if any other key changed
 """
 import argparse
 import glob
@@ -71,17 +73,57 @@ def differences(expected: Dict[str, str], actual: Dict[str, str]) -> List[str]:
     return out + [f'{k} added' for k in sorted(set(actual) - set(expected))]
 
 
+def update_keys(snap: Dict[str, Dict[str, str]], root: str,
+                keys: List[str]) -> Dict[str, List[str]]:
+    """Re-digest the snapshot's configs and take the new digests of ``keys`` only (in place).
+
+    Returns path -> the differences in any OTHER key (empty when only ``keys`` changed): the
+    check that a deliberate change of, e.g., the hooks left every model and recipe as it was.
+    """
+    others = {}
+    for path, old in snap.items():
+        new = config_digests(osp.join(root, path))
+        diff = differences({k: v for k, v in old.items() if k not in keys},
+                           {k: v for k, v in new.items() if k not in keys})
+        if diff:
+            others[path] = diff
+        snap[path] = dict({k: v for k, v in old.items() if k not in keys},
+                          **{k: v for k, v in new.items() if k in keys})
+    return others
+
+
+def write_snapshot(digests: Dict[str, Dict[str, str]]) -> None:
+    with open(SNAPSHOT, 'w') as f:  # one config a line: reviewable diffs
+        f.write('{\n' + ',\n'.join(f'{json.dumps(p)}: {json.dumps(d, sort_keys=True)}'
+                                    for p, d in sorted(digests.items())) + '\n}\n')
+
+
 def main(argv: List[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--root', default=ROOT, help='the checkout whose configs to digest')
     parser.add_argument('--write', action='store_true', help=f'write {SNAPSHOT}')
+    parser.add_argument('--keys', nargs='+', metavar='KEY',
+                        help="with --write: keep the snapshot's configs and update only these "
+                        'top-level keys; fail, writing nothing, if any other key changed')
     args = parser.parse_args(argv)
     if not args.write:
         parser.error('nothing to do: --write rewrites the committed snapshot (on purpose only)')
-    digests = snapshot(osp.abspath(args.root))
-    with open(SNAPSHOT, 'w') as f:  # one config a line: reviewable diffs
-        f.write('{\n' + ',\n'.join(f'{json.dumps(p)}: {json.dumps(d, sort_keys=True)}'
-                                    for p, d in sorted(digests.items())) + '\n}\n')
+    if args.keys:
+        with open(SNAPSHOT) as f:
+            before = json.load(f)
+        digests = {path: dict(d) for path, d in before.items()}
+        others = update_keys(digests, osp.abspath(args.root), args.keys)
+        if others:
+            for path, diff in sorted(others.items()):
+                print(f'{path}: {", ".join(diff)}')
+            print(f'{len(others)} configs changed outside {args.keys}: nothing written')
+            return 1
+        for key in args.keys:
+            count = sum(before[p].get(key) != d.get(key) for p, d in digests.items())
+            print(f'{key}: changed in {count} configs')
+    else:
+        digests = snapshot(osp.abspath(args.root))
+    write_snapshot(digests)
     print(f'{len(digests)} configs -> {SNAPSHOT}')
     return 0
 

@@ -78,7 +78,8 @@ def test_gps_contrast_pipeline_builds_and_makes_two_views(tmp_path):
     import cv2
     from mmcv.transforms import Compose
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'gps', 'vit-b_vtab-dtd.py'))
-    hook = cfg.custom_hooks[0]
+    # the base's hooks, with the calibration entry GPS's own
+    hook = next(h for h in cfg.custom_hooks if h['type'] == 'vpetl_mm.PETLCalibrationHook')
     assert hook['type'] == 'vpetl_mm.PETLCalibrationHook' and hook['views'] == 2
     path = str(tmp_path / 'a.png')
     cv2.imwrite(path, np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8))

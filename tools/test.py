@@ -15,7 +15,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from mmengine.config import Config  # noqa: E402
 
-from vpetl_mm.apis import add_common_args, build_runner, load_config  # noqa: E402
+from vpetl_mm.apis import add_common_args, build_runner, hook_name, load_config  # noqa: E402
 from vpetl_mm.compat import CheckpointError  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def parse_args() -> argparse.Namespace:
 def strict_checkpoint_hook(cfg: Config) -> Config:
     """Make PETLCheckpointHook refuse a checkpoint of another model (mm only warns)."""
     hooks = list(cfg.get('custom_hooks', None) or [])
-    ours = [h for h in hooks if str(h.get('type')).split('.')[-1] == 'PETLCheckpointHook']
+    ours = [h for h in hooks if hook_name(h) == 'PETLCheckpointHook']
     for hook in ours:
         hook['strict_load'] = True
     if not ours:

@@ -1,7 +1,9 @@
 """Train a model from a config: ``python tools/train.py CONFIG [--work-dir DIR] ...``.
 
 The OpenMMLab ``tools/train.py`` interface, with vpetl_mm imported (its registries, the
-mmaction2 and checkpoint work-arounds) and its hooks added to every run. Every run ends by
+mmaction2 and checkpoint work-arounds). The shipped configs declare vpetl_mm's hooks themselves
+(configs/_base_/runtime/petl_hooks.py), so a toolbox's own ``tools/train.py`` runs them too;
+this script adds only those a config of one's own does not declare (``add_petl_hooks``). Every run ends by
 writing ``<work_dir>/run_record.json`` (vpetl_mm/benchmark/record.py: config, method, dataset,
 seed, protocol, metrics, trainable parameters, PPT, memory, time per iteration, git revision;
 ``status='failed'`` and the error if it raised) and, with ``--store results.db``, adds it to the

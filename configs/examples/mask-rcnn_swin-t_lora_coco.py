@@ -1,5 +1,5 @@
 # LoRA on the official mmdet Mask R-CNN Swin-T COCO config: the backbone is wrapped, not copied.
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
+_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', '../_base_/runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 
 model = dict(

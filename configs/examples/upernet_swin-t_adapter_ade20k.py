@@ -1,5 +1,6 @@
 # Adapters on the official mmseg UperNet Swin-T ADE20K config.
-_base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'
+_base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',  # noqa: E501
+          '../_base_/runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 
 model = dict(

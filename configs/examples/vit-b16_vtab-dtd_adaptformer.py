@@ -1,5 +1,6 @@
 # AdaptFormer on ViT-B/16 for one VTAB-1k task (DTD), with mmpretrain's ViT-B/16 model base.
-_base_ = ['mmpretrain::_base_/models/vit-base-p16.py', 'mmpretrain::_base_/default_runtime.py']
+_base_ = ['mmpretrain::_base_/models/vit-base-p16.py', 'mmpretrain::_base_/default_runtime.py',
+          '../_base_/runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 
 model = dict(

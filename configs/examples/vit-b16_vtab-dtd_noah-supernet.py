@@ -12,7 +12,8 @@ _base_ = ['../noah/vit-b_vtab-dtd.py']
 # train800 only, validation on val200: the splits NOAH trains the supernet on and searches on
 protocol = 'none'
 model = dict(backbone=dict(petl=dict(_delete_=True, type='NOAH', supernet=True)))
-custom_hooks = [dict(type='vpetl_mm.NOAHSamplingHook')]
+# the vpetl_mm hooks of the base (configs/_base_/runtime/petl_hooks.py) and NOAH's sampler
+custom_hooks = _base_.custom_hooks + [dict(type='vpetl_mm.NOAHSamplingHook')]
 # NOAH's VTAB supernet run: 500 epochs, lr 5e-4, weight decay 1e-4 (same warm-up and cosine)
 max_epochs = 500
 optim_wrapper = dict(optimizer=dict(lr=5e-4, weight_decay=1e-4))

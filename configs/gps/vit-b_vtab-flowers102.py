@@ -29,6 +29,9 @@ legacy_eval = dict(val_interval=1)
 # normalisation: FightingFighting/GPS@72e0c31 train_gps.py, args.py
 data_preprocessor = dict(norm='inception')
 
-# GPS's selection pass: SupCon gradients on two contrastive views per image
+# GPS's selection pass: SupCon gradients on two contrastive views per image; the
+# other vpetl_mm hooks of the base (_base_/runtime/petl_hooks.py) stay as they are
 custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,
-                     pipeline={{_base_.gps_contrast_pipeline}})]
+                     pipeline=_base_.gps_contrast_pipeline)
+                if h.type == 'vpetl_mm.PETLCalibrationHook' else h
+                for h in _base_.custom_hooks]

@@ -2,13 +2,15 @@
 import argparse
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import Any, List, Optional, Set
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
+# The hooks that make a run a PETL run. The setting bases and examples declare the same list
+# themselves (configs/_base_/runtime/petl_hooks.py), so that every entry point runs them.
 DEFAULT_PETL_HOOKS: List[dict] = [
     dict(type='vpetl_mm.PETLCheckpointHook'),
     # the selection pass of SCT / GPS before training (a no-op for other methods)
@@ -21,20 +23,56 @@ DEFAULT_PETL_HOOKS: List[dict] = [
 ]
 
 
-def add_petl_hooks(cfg: Config) -> Config:
-    """Add vpetl_mm's hooks to ``cfg.custom_hooks`` unless the config already has them.
+def hook_name(hook: Any) -> Optional[str]:
+    """The class name a hook config (or hook object) stands for, without its scope.
 
-    A config opts out with ``petl_default_hooks = False``; a hook it lists itself (with its own
-    options) is kept as written.
+    Examples:
+        >>> hook_name(dict(type='vpetl_mm.PPTHook'))
+        'PPTHook'
+    """
+    kind = hook.get('type') if isinstance(hook, dict) else type(hook)
+    if kind is None:
+        return None
+    return kind.__name__ if isinstance(kind, type) else str(kind).split('.')[-1]
+
+
+def declared_hooks(cfg: Config) -> Set[str]:
+    """Names of the hooks a config declares, in ``custom_hooks`` or ``default_hooks``.
+
+    Examples:
+        >>> sorted(declared_hooks(Config(dict(custom_hooks=[dict(type='vpetl_mm.PPTHook')],
+        ...                                   default_hooks=dict(checkpoint=None)))))
+        ['PPTHook']
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    hooks += [h for h in (cfg.get('default_hooks', None) or {}).values() if h is not None]
+    return {name for name in map(hook_name, hooks) if name}
+
+
+def add_petl_hooks(cfg: Config) -> Config:
+    """Add the vpetl_mm hooks a config does not declare to ``cfg.custom_hooks``.
+
+    The shipped configs declare them all (configs/_base_/runtime/petl_hooks.py), so nothing is
+    added and every entry point runs the same hooks; a config of one's own that lacks some gets
+    them here, with a note that other entry points will not. A config opts out with
+    ``petl_default_hooks = False``; a hook it declares itself (with its own options, in
+    ``custom_hooks`` or ``default_hooks``) is kept as written.
+
+    Examples:
+        >>> cfg = add_petl_hooks(Config(dict(custom_hooks=[dict(type='vpetl_mm.PPTHook')])))
+        >>> len(cfg.custom_hooks) == len(DEFAULT_PETL_HOOKS)
+        True
     """
     if not cfg.get('petl_default_hooks', True):
         return cfg
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    present = {str(h.get('type')).split('.')[-1] for h in hooks if isinstance(h, dict)}
-    for hook in DEFAULT_PETL_HOOKS:
-        if hook['type'].split('.')[-1] not in present:
-            hooks.append(dict(hook))
-    cfg.custom_hooks = hooks
+    present = declared_hooks(cfg)
+    missing = [dict(h) for h in DEFAULT_PETL_HOOKS if hook_name(h) not in present]
+    if missing:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + missing
+        print_log(f'vpetl_mm added {[hook_name(h) for h in missing]} to custom_hooks: the config '
+                  'does not declare them, so a run started by another entry point (a toolbox '
+                  "tools/train.py, mim, Runner.from_cfg) would lack them. Inherit "
+                  "configs/_base_/runtime/petl_hooks.py to declare them.", logger='current')
     return cfg
 
 

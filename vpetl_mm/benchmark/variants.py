@@ -90,9 +90,13 @@ class Variant:
         return any(self.supports(p) for p in MATRIX_PROFILES.get(matrix, ()))
 
 
-_GPS_HOOK = ("# GPS's selection pass: SupCon gradients on two contrastive views per image\n"
+# the base's hooks (configs/_base_/runtime/petl_hooks.py) with the calibration entry replaced
+_GPS_HOOK = ("# GPS's selection pass: SupCon gradients on two contrastive views per image; the\n"
+             "# other vpetl_mm hooks of the base (_base_/runtime/petl_hooks.py) stay as they are\n"
              "custom_hooks = [dict(type='vpetl_mm.PETLCalibrationHook', views=2,\n"
-             "                     pipeline={{_base_.gps_contrast_pipeline}})]\n")
+             "                     pipeline=_base_.gps_contrast_pipeline)\n"
+             "                if h.type == 'vpetl_mm.PETLCalibrationHook' else h\n"
+             "                for h in _base_.custom_hooks]\n")
 _IMAGE, _VIDEO, _BOTH, _NONE = ('image', ), ('video', ), ('image', 'video'), ()
 
 #: The variants that need a word the class cannot give, in the published tables' order (the
@@ -137,7 +141,7 @@ VARIANTS: Tuple[Variant, ...] = (
             published='VPT-Deep', matrices=_IMAGE, demo='VPT-deep', demo_config=True),
     Variant('dtl', 'DTL (rank-2 side path from every block, swish-gated into blocks 6-11)',
             'DTL', matrices=_IMAGE, demo='DTL', demo_config=True),
-    # selection passes: PETLCalibrationHook (tools/train.py adds it; GPS sets its views)
+    # selection passes: PETLCalibrationHook (the setting bases declare it; GPS sets its views)
     Variant('sct', 'SCT (96 salient channels per block from a calibration pass)', 'SCT',
             matrices=_IMAGE, demo='SCT', demo_config=True),
     Variant('gps', 'GPS (k gradient-selected entries per weight row + biases, k per task; '

@@ -19,7 +19,8 @@
 # Batch: 16 images in total. Mona used 1 image/GPU x 16 GPUs; here the mmdet 3 convention,
 # 2 images/GPU x 8 GPUs (coco_instance.py), the same total so the same lr. Mona trained with
 # apex fp16: pass --amp to tools/train.py on GPUs for the equivalent.
-_base_ = 'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py'  # noqa: E501
+_base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py',  # noqa: E501
+          '../runtime/petl_hooks.py']
 # Replaces the base's imports=['mmpretrain.models'] (only its ConvNeXt needed mmpretrain).
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 

@@ -11,7 +11,7 @@
 # pretrained/swin_base_patch4_window7_224_22k.pth (relative to the directory you train from);
 # convert_weights=True maps its keys to mmdet's names.
 # Batch: 2 images/GPU x 8 GPUs = 16 (mmdet convention, auto_scale_lr.base_batch_size=16).
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
+_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', '../runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 
 model = dict(

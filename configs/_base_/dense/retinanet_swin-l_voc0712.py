@@ -14,7 +14,7 @@
 # convert_weights=True maps its keys to mmdet's names.
 # Batch: 2 images/GPU x 8 GPUs = 16 (mmdet convention, auto_scale_lr.base_batch_size=16). Mona
 # used 1 image/GPU with apex fp16: pass --amp to tools/train.py on GPUs for the equivalent.
-_base_ = 'mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py'
+_base_ = ['mmdet::pascal_voc/retinanet_r50_fpn_1x_voc0712.py', '../runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 
 model = dict(

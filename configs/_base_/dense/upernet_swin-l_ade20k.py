@@ -16,7 +16,8 @@
 # Offline, put the file in pretrained/ and pass
 # --cfg-options model.backbone.backbone.init_cfg.checkpoint=pretrained/<file>.
 # Batch: 2 images/GPU x 8 GPUs = 16 (the official "8xb2").
-_base_ = 'mmseg::swin/swin-large-patch4-window7-in22k-pre_upernet_8xb2-160k_ade20k-512x512.py'
+_base_ = ['mmseg::swin/swin-large-patch4-window7-in22k-pre_upernet_8xb2-160k_ade20k-512x512.py',  # noqa: E501
+          '../runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 
 model = dict(

@@ -11,7 +11,8 @@
 # `protocol = 'default'`: tools/train.py selects the lr on val200, retrains on train800val200 and
 # reports the final-epoch test top-1 (vpetl_mm/apis/protocol.py); --protocol legacy reproduces
 # the reference's best-of-test-evaluations number.
-_base_ = ['mmpretrain::_base_/models/vit-base-p16.py', 'mmpretrain::_base_/default_runtime.py']
+_base_ = ['mmpretrain::_base_/models/vit-base-p16.py', 'mmpretrain::_base_/default_runtime.py',
+          '../runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 protocol = 'default'
 

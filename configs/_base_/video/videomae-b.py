@@ -8,7 +8,8 @@
 # pretrained/videomae_vit-b-p16_k400-pretrain-1600e.pth (relative to the directory you train
 # from); vpetl_mm converts its keys to mmaction's names when it loads (docs/video.md).
 # Method configs (configs/<method>/videomae-b_<dataset>.py) set `petl` and `num_classes`.
-_base_ = ['mmaction::_base_/default_runtime.py', './schedule_sgd-cosine-90e.py']
+_base_ = ['mmaction::_base_/default_runtime.py', './schedule_sgd-cosine-90e.py',
+          '../runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),

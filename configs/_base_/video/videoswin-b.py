@@ -10,7 +10,7 @@
 # with_cp=True (activation checkpointing) works with every PETL method: vpetl_mm runs the
 # blocks' checkpoints in non-reentrant mode (the host's reentrant mode gives PETL no gradient).
 _base_ = ['mmaction::_base_/models/swin_tiny.py', 'mmaction::_base_/default_runtime.py',
-          './schedule_sgd-cosine-90e.py']
+          './schedule_sgd-cosine-90e.py', '../runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
