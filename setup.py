@@ -38,6 +38,8 @@ setup(
         # HF peft, only for tools/analysis/efficiency.py --peers. peft pulls transformers in, and
         # transformers 5 breaks `import mmpretrain.models` (environment.md): keep it below 4.50.
         'benchmark': ['peft>=0.13', 'transformers>=4.40,<4.50'],
+        # HF peft's tuners through the Peft method and tools/export.py --format peft
+        'peft': ['peft>=0.21', 'transformers>=4.40,<4.50'],
     },
     license='Apache License 2.0',
 )
