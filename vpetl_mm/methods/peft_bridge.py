@@ -16,8 +16,6 @@ module vouches for (zero-init flag and mergeability) are :data:`TUNERS`. Source:
 from functools import partial
 from typing import Any, Dict, List, Optional, Tuple
 
-import torch.nn as nn
-
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
 from .base import BasePETLMethod
@@ -120,17 +118,8 @@ class Peft(BasePETLMethod):
                       for block in anatomy.blocks for site in self.targets}
 
     def inject(self, anatomy: Anatomy) -> None:
-        options = dict(self.options)
-        if self.host_init:  # peft's zero-B LoRA now; the host-reading init in init_weights()
-            options['init_lora_weights'] = True
         paths = list(self.paths.values())
-        if self.peft_type == 'IA3' and 'feedforward_modules' not in options:
-            # IA3 scales the *input* of feed-forward layers (the MLP's hidden activations:
-            # the paper's l_ff), the output of the others
-            options['feedforward_modules'] = [p for (_, site), p in self.paths.items()
-                                              if site == 'fc2']
-        layers = lift_tuner_layers(anatomy.backbone, build_peft_config(
-            self.peft_type, options, paths), paths)
+        layers = lift_tuner_layers(anatomy.backbone, self.peft_config(), paths)
         for block in anatomy.blocks:
             for site in self.targets:
                 host, layer = layers[self.paths[(block.index, site)]]
@@ -167,16 +156,26 @@ class Peft(BasePETLMethod):
         for wrapped in reversed(self.sites):
             wrapped.unmerge()
 
-    def peft_config(self, paths: Optional[List[str]] = None):
-        """The peft ``*Config`` of this tuner, ``target_modules`` the host paths (or ``paths``)."""
-        return build_peft_config(self.peft_type, self.options,
-                                 list(self.paths.values()) if paths is None else paths)
+    def peft_config(self, root: str = ''):
+        """This tuner's peft ``*Config``, ``target_modules`` the host paths (after :meth:`plan`)
+        relative to the module at ``root`` (``'timm_model'``: the timm model's own names).
+
+        The build-time config: a host-reading LoRA init (PiSSA, OLoRA) is peft's zero-B init
+        here and runs in :meth:`init_weights`.
+        """
+        strip = len(root) + 1 if root else 0
+        paths = {key: path[strip:] for key, path in self.paths.items()}
+        options = dict(self.options)
+        if self.host_init:
+            options['init_lora_weights'] = True
+        if self.peft_type == 'IA3' and 'feedforward_modules' not in options:
+            # IA3 scales the *input* of feed-forward layers (the MLP's hidden activations:
+            # the paper's l_ff), the output of the others
+            options['feedforward_modules'] = [p for (_, site), p in paths.items()
+                                              if site == 'fc2']
+        return build_peft_config(self.peft_type, options, list(paths.values()))
 
     def remove_hooks(self) -> None:
         super().remove_hooks()
         self.sites.clear()
 
-
-def peft_layer_of(module: nn.Module) -> Optional[nn.Module]:
-    """The peft layer inside an injected ``petl_peft_*`` module, or None for other modules."""
-    return module.layer if isinstance(module, PeftSite) else None

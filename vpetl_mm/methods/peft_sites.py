@@ -42,10 +42,9 @@ def peft_type_name(name: Any) -> str:
 
 
 def _is_prompt(peft_type: PeftType) -> bool:
+    """Whether the tuner adds tokens rather than adapting layers (no ``target_modules``)."""
     config = PEFT_TYPE_TO_CONFIG_MAPPING.get(peft_type)
-    return config is None or any(
-        getattr(config, attr, False) is True for attr in ('is_prompt_learning',
-                                                          'is_adaption_prompt'))
+    return config is None or 'target_modules' not in {f.name for f in dataclasses.fields(config)}
 
 
 def build_peft_config(peft_type: str, options: Dict[str, Any], target_modules: List[str]):
