@@ -102,6 +102,13 @@ def test_pissa_runs_on_the_loaded_host_weights_and_round_trips_adapter_only():
         torch.testing.assert_close(run(fresh, VIT), run(pissa, VIT))
 
 
+def test_default_is_peft_s_lora_r8_on_qkv():
+    """4 C r per block (A: r x C, B: 3C x r): 3 blocks of width 32 at r = 8."""
+    wrapper = build_petl(VIT, dict(type='Peft'))
+    assert wrapper.num_trainable() == 3 * 4 * 32 * 8
+    assert {n.split('.petl_peft_')[1].split('.')[0] for n in wrapper.trainable_names} == {'qkv'}
+
+
 def test_merge_is_peft_s_own_and_mergeability_is_per_tuner():
     wrapper = build_petl(VIT, _cfg('BOFT')).eval()
     layer = wrapper.backbone.layers[0].petl_peft_fc1.layer

@@ -29,7 +29,7 @@ TUNERS: Dict[str, Tuple[str, Tuple[Any, ...], bool]] = {
     # weights into the adapter, so the host alone no longer gives the step-0 output
     'LORA': ('init_lora_weights', (True, 'gaussian'), True),
     'LOHA': ('init_weights', (True, ), True),
-    'LOKR': ('init_weights', (True, 'lycoris'), True),
+    'LOKR': ('init_weights', (True, ), True),
     'OFT': ('init_weights', (True, ), True),
     'BOFT': ('init_weights', (True, ), True),
     'HRA': ('init_weights', (True, ), True),
@@ -65,8 +65,10 @@ class Peft(BasePETLMethod):
             ``use_dora``, ``use_rslora``, ``init_lora_weights``, ``boft_block_size`` ...).
             ``target_modules`` and ``modules_to_save`` are the bridge's own business.
 
-    Defaults: peft's LoRA (``r=8``, ``lora_alpha=8``: ``LoraConfig`` of peft@v0.21.2) on the
-    fused ``qkv``: 6 * C * r parameters per block, 36,864 on ViT-B/16 (C = 768, 12 blocks).
+    Defaults: peft's LoRA (``r=8``, ``lora_alpha=8``: ``LoraConfig`` of peft@v0.21.2,
+    ``src/peft/tuners/lora/config.py``) on the fused ``qkv``: ``A`` (r x C) + ``B`` (3C x r) =
+    4 C r parameters per block, 294,912 on ViT-B/16 (C = 768, 12 blocks): the count of V-PETL's
+    LoRA on q and v at rank 8 (no published figure for the bridge itself).
     peft cannot adapt only q and v of a fused qkv layer (it adapts whole modules); the native
     ``LoRA`` (V-PETL's q and v) can.
 
