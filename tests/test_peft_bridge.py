@@ -141,10 +141,13 @@ def test_bad_config_is_one_clear_line(cfg, match):
     assert info.match(match)
 
 
-def measure_profiles() -> None:
-    """Print the tuner x profile table of docs/peft.md (every contract clause, each cell)."""
+def measure_profiles(tuners=(), profiles=()) -> None:
+    """Print the tuner x profile table of docs/peft.md (every contract clause, each cell), for
+    the named tuners and profiles (default: all)."""
     for tiny in TINY_BACKBONES:
-        for tuner in TUNERS:
+        if profiles and tiny.profile not in profiles:
+            continue
+        for tuner in tuners or TUNERS:
             tester, start = PETLContractTester(_cfg(tuner), tiny), time.time()
             failed = []
             for check in tester.checks():
@@ -157,5 +160,7 @@ def measure_profiles() -> None:
                   flush=True)
 
 
-if __name__ == '__main__':
-    sys.exit(measure_profiles())
+if __name__ == '__main__':  # python tests/test_peft_bridge.py [TUNER ...] [--profile NAME ...]
+    args = sys.argv[1:]
+    cut = args.index('--profile') if '--profile' in args else len(args)
+    sys.exit(measure_profiles(args[:cut], args[cut + 1:]))
