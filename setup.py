@@ -42,6 +42,8 @@ setup(
         'log': ['tensorboard'],
         # mmengine's WandbVisBackend; needs an account (`wandb login`), so not in `make env`
         'wandb': ['wandb'],
+        # HF peft's tuners through the Peft method and tools/export.py --format peft
+        'peft': ['peft>=0.21', 'transformers>=4.40,<4.50'],
     },
     license='Apache License 2.0',
 )

@@ -20,5 +20,5 @@ if ! "$VENV/bin/python" -c 'import mmcv.ops' 2>/dev/null; then
   fi
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "${PIP[@]}" install --no-build-isolation mmcv==2.1.0
 fi
-"${PIP[@]}" install -e '.[all,demo,tests,benchmark,log]'
+"${PIP[@]}" install -e '.[all,demo,tests,benchmark,peft,log]'
 "$VENV/bin/python" -c 'import mmcv.ops, peft, tensorboard, vpetl_mm, mmdet.models, mmseg.models, mmaction.models, mmpretrain.models; print("vpetl_mm environment OK")'

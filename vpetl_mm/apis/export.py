@@ -28,16 +28,19 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from ..compat import encode_checkpoint
+from ..compat import encode_checkpoint, write_safetensors
 from ..compat.keys import preview
 from ..methods.base import BasePETLMethod
 from ..utils import find_petl_backbone, merge_and_unload
 from ..version import __version__
 from .export_config import _get, _has_pretrained, find_petl_path, stock_config  # noqa: F401
+from .peft_format import export_peft, import_peft
 from .petl_checkpoint import load_petl_checkpoint, module_prefix, read_checkpoint  # noqa: F401
 from .stock_check import build_model, compare, model_outputs
 
 _STOCK_CHECK = osp.join(osp.dirname(osp.abspath(__file__)), 'stock_check.py')
+#: ``tools/export.py --format``: the checkpoint file type, or peft's adapter folder
+FORMATS = ('pth', 'safetensors', 'peft')
 
 
 @dataclass
@@ -128,6 +131,24 @@ def _run_stock_check(config: str, checkpoint: str, inputs: Optional[torch.Tensor
     return report
 
 
+def _save(checkpoint: dict, path: str, encode: bool = True) -> None:
+    """``torch.save`` (``encode``: vpetl_mm's weights-only meta encoding), or a
+    ``.safetensors`` file (tensors without pickle, ``meta`` as JSON metadata)."""
+    if path.endswith('.safetensors'):
+        write_safetensors(checkpoint, path)
+    else:
+        torch.save(encode_checkpoint(checkpoint) if encode else checkpoint, path)
+
+
+def _files(out_dir: str, name: str, fmt: str) -> Dict[str, str]:
+    """The output paths (key ``'pth'``: the checkpoint, ``.pth`` or ``.safetensors``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f'Unknown export format {fmt!r}; choose one of {FORMATS}.')
+    os.makedirs(out_dir, exist_ok=True)
+    exts = dict(pth='pth' if fmt == 'pth' else 'safetensors', py='py', json='json')
+    return {key: osp.join(out_dir, f'{name}.{ext}') for key, ext in exts.items()}
+
+
 def _write_config(cfg: Config, path: str, header: Sequence[str]) -> None:
     with open(path, 'w') as f:
         f.write(''.join(f'# {line}\n' for line in header) + cfg.pretty_text)
@@ -173,7 +194,7 @@ def _export_merged(cfg: Config, petl_path: Tuple, model: torch.nn.Module,
                            f'{preview(set(state) - keys)}; missing '
                            f'{preview(keys - set(state))}.')
     stock.load_state_dict(state, strict=True)
-    torch.save(dict(state_dict=state, meta=dict(meta, merged=True)), files['pth'])
+    _save(dict(state_dict=state, meta=dict(meta, merged=True)), files['pth'], encode=False)
     _write_config(stock_cfg, files['py'], (
         f'Stock model config exported by vpetl_mm tools/export.py from {ctx["config"]}',
         f'({", ".join(meta["methods"])} merged into the backbone). It needs no vpetl_mm;',
@@ -215,8 +236,7 @@ def _export_petl(cfg: Config, petl_path: Tuple, model: torch.nn.Module, wrapper,
     kept = {k: v for k, v in state.items() if not (restorable and k in frozen)}
     petl_meta = dict(adapter_only=restorable, dropped_frozen=len(state) - len(kept),
                      methods=meta['methods'], profile=wrapper.profile.name)
-    torch.save(encode_checkpoint(dict(state_dict=kept, meta=dict(meta, petl=petl_meta))),
-               files['pth'])
+    _save(dict(state_dict=kept, meta=dict(meta, petl=petl_meta)), files['pth'])
     _write_config(cfg, files['py'], (
         f'vpetl_mm config exported by tools/export.py from {ctx["config"]}: rebuild the PETL '
         'model',
@@ -255,7 +275,7 @@ def _manifest(config: str, checkpoint: str, wrapper, plan: List[Dict[str, Any]],
 def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str] = None,
                  cfg_options: Optional[dict] = None, merge: bool = True,
                  verify_shape: Optional[Sequence[int]] = None,
-                 stock_check: bool = True) -> ExportResult:
+                 stock_check: bool = True, fmt: str = 'pth') -> ExportResult:
     """Export ``checkpoint`` of the PETL model of ``config`` to ``out_dir/<name>.{pth,py,json}``.
 
     Args:
@@ -271,6 +291,10 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
             subprocess for merged exports; the rebuilt vpetl_mm model otherwise).
         stock_check: For merged exports, load the result into the stock model in a subprocess
             without vpetl_mm (strict), as the stock toolbox would.
+        fmt: ``'pth'``; ``'safetensors'`` (the same export as ``<name>.safetensors``, no
+            pickle); ``'peft'`` (``adapter_config.json`` + ``adapter_model.safetensors`` that
+            ``peft.PeftModel.from_pretrained`` loads: LoRA / Peft on a timm host, see
+            :mod:`.peft_format`).
 
     Returns:
         :class:`ExportResult`.
@@ -283,14 +307,15 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
     cfg, petl_path = _export_config(config, cfg_options)
     source = read_checkpoint(checkpoint)  # a missing / unsafe file fails before the build
     name = name or osp.splitext(osp.basename(config))[0]
-    os.makedirs(out_dir, exist_ok=True)
-    files = {ext: osp.join(out_dir, f'{name}.{ext}') for ext in ('pth', 'py', 'json')}
+    files = _files(out_dir, name, fmt)
 
     model = build_model(cfg)
     wrapper = find_petl_backbone(model)
     load = load_petl_checkpoint(model, checkpoint, source)
     del source
     model.eval()
+    if fmt == 'peft':
+        return _write_result(export_peft(model, out_dir), files['json'])
     plan = folding_plan(wrapper)
     inputs = reference = None
     if verify_shape:
@@ -305,6 +330,48 @@ def export_model(config: str, checkpoint: str, out_dir: str, name: Optional[str]
         info.update(_export_petl(cfg, petl_path, model, wrapper, ctx))
     info['load'] = dict(adapter_only=load['adapter_only'], tensors=load['loaded'],
                         restored_from_init=load['restored_from_init'])
-    with open(files['json'], 'w') as f:
+    return _write_result(info, files['json'], files['pth'], files['py'])
+
+
+def _write_result(info: Dict[str, Any], manifest: str, checkpoint: str = '',
+                  config: str = '') -> ExportResult:
+    """Write the manifest; a peft export's checkpoint and config are its two files."""
+    with open(manifest, 'w') as f:
         json.dump(info, f, indent=2)
-    return ExportResult(info['mode'], files['pth'], files['py'], files['json'], info)
+    if info['mode'] == 'peft':
+        config, checkpoint = info['files']
+    return ExportResult(info['mode'], checkpoint, config, manifest, info)
+
+
+def import_from_peft(config: str, peft_dir: str, out_dir: str, name: Optional[str] = None,
+                     cfg_options: Optional[dict] = None, fmt: str = 'pth') -> ExportResult:
+    """Import the peft adapter in ``peft_dir`` into the model of ``config``: writes its
+    adapter-only checkpoint (``.pth`` / ``.safetensors``), config and manifest to ``out_dir``.
+
+    The host's frozen weights come from the config's Pretrained init (as for any adapter-only
+    checkpoint); the manifest's ``peft.max_abs_diff`` compares the model with
+    ``PeftModel.from_pretrained`` on those weights.
+
+    Examples:
+        >>> import_from_peft('configs/my_timm_lora.py', 'hub/vit-lora', 'imported/').mode
+        'adapter_only'
+    """
+    cfg, petl_path = _export_config(config, cfg_options)
+    name = name or osp.splitext(osp.basename(config))[0]
+    files = _files(out_dir, name, 'pth' if fmt == 'peft' else fmt)
+    model = build_model(cfg)
+    model.init_weights()  # the Pretrained init: the weights the adapter was trained on
+    model.eval()
+    wrapper = find_petl_backbone(model)
+    peft_info = import_peft(model, peft_dir)
+    plan = folding_plan(wrapper)
+    meta = dict(exported_by=f'vpetl_mm {__version__} tools/export.py --from-peft',
+                source_config=osp.abspath(config), source_peft=osp.abspath(peft_dir),
+                methods=[p['config'] for p in plan], profile=wrapper.profile.name)
+    ctx = dict(config=config, files=files, meta=meta, plan=plan, inputs=None, reference=None,
+               stock_check=False, adapter_only=True)
+    info: Dict[str, Any] = dict(methods=plan, profile=wrapper.profile.name, peft=peft_info,
+                                source=dict(config=meta['source_config'], peft=meta['source_peft']))
+    info.update(_export_petl(cfg, petl_path, model, wrapper, ctx))
+    info['why_not_merged'] = ['imported from peft: written in the adapter-only form']
+    return _write_result(info, files['json'], files['pth'], files['py'])

@@ -113,8 +113,12 @@ def check(config: str, checkpoint: str, inputs: Optional[str] = None,
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     model = build_model(cfg)
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    state = state.get('state_dict', state)
+    if checkpoint.endswith('.safetensors'):  # tools/export.py --format safetensors
+        from safetensors.torch import load_file
+        state = load_file(checkpoint)
+    else:
+        state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        state = state.get('state_dict', state)
     model.load_state_dict(state, strict=True)  # raises on any missing / unexpected key
     report = dict(model=type(model).__name__, keys=len(state),
                   backbone=type(getattr(model, 'backbone', model)).__name__)

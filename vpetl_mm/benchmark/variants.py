@@ -174,6 +174,10 @@ VARIANTS: Tuple[Variant, ...] = (
             demo='Mona', demo_config=True),
     Variant('bapat', 'BAPAT (PATT on k/v + AdaptFormer adapter; BAPAT README settings)',
             'BAPAT', matrices=_VIDEO, demo='BAPAT', demo_config=True),
+    # HF peft's tuners by config (docs/peft.md): no published V-PETL row, the demo runs its
+    # default (peft's LoRA, r 8, on the fused qkv)
+    Variant('peft', "peft's LoRA through the Peft bridge (r 8 on the fused qkv)", 'Peft',
+            matrices=_NONE, demo='Peft (peft LoRA)'),
 )
 
 

@@ -20,6 +20,7 @@ from .lst import LST
 from .mona import Mona
 from .noah import NOAH
 from .partial import Partial
+from .peft_bridge import Peft
 from .prefix import PrefixTuning
 from .repadapter import RepAdapter
 from .sct import SCT
@@ -31,5 +32,5 @@ from .vpt import VPT
 __all__ = ['BasePETLMethod', 'Injection', 'Full', 'Frozen', 'BitFit', 'LNTune', 'Partial',
            'LoRA', 'Adapter', 'AdaptFormer', 'LoRand', 'Mona', 'E3VA', 'BAPAT',
            'PrefixTuning', 'RepAdapter', 'SSF', 'Hydra', 'FacT', 'VPT', 'DTL', 'SCT', 'GPS',
-           'UTuning', 'SNF', 'NOAH',
+           'UTuning', 'SNF', 'NOAH', 'Peft',
            'LST', 'LAST', 'HST']
