@@ -36,9 +36,10 @@ Adding a backbone is adding one entry here (see ``docs/add_backbone_profile.md``
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple, Type
 
+from ..compat.dinov2_weights import MMPretrainViTWeights
 from ..compat.swin_weights import MMDetSwinWeights, SwinWeights
+from ..compat.timm_weights import TimmWeights
 from ..compat.video_weights import VideoMAEWeights, VideoSwinWeights
-from ..compat.vit_npz import GoogleViTNpzLoader
 from ..compat.weights import HostWeights
 
 SITES = ('attn', 'qkv', 'proj', 'mlp', 'fc1', 'fc2', 'norm1', 'norm2')
@@ -95,7 +96,9 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         classes=('mmpretrain.models.backbones.vision_transformer.VisionTransformer',),
         family='image', blocks='layers.*', tokens='sequence', prefix_tokens='num_extra_tokens',
         grid='patch_embed.projection', kv_attention='mmpretrain_attention',
-        weights=GoogleViTNpzLoader,  # Google JAX .npz (V-PETL's ViT-B/16); .pth as the host
+        # Google JAX .npz (V-PETL's ViT-B/16), Meta's DINOv2 files; mmpretrain .pth as the host
+        # (DINOv2: layer_scale_init_value; CLIP: pre_norm=True; docs/foundation.md)
+        weights=MMPretrainViTWeights,
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='ffn',
                    fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
     BackboneProfile(
@@ -130,7 +133,9 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
         family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
         prefix_tokens='num_prefix_tokens', grid='timm_model.patch_embed.proj', sites=_TIMM_SITES,
-        kv_attention='timm_attention'),
+        # num_prefix_tokens counts the class token and DINOv2's registers (reg_tokens); layer
+        # scale (ls1/ls2) and CLIP's norm_pre sit outside the sites: docs/foundation.md
+        kv_attention='timm_attention', weights=TimmWeights),  # timm files, timm's converters
 )}
 
 
