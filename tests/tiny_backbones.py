@@ -98,5 +98,10 @@ TINY_FOUNDATION = [
         dict(type='TIMMBackbone', model_name='vit_base_patch16_clip_224', pretrained=False,
              img_size=32, embed_dim=32, depth=2, num_heads=2),
         (2, 3, 32, 32), frozen_stages_key=None, variant='clip'),
+    TinyBackbone(  # EVA-02 in mmpretrain (configs/eva02): RoPE, SwiGLU MLP (fused w12, w3)
+        'mmpretrain.ViTEVA02', 'mmpretrain',
+        dict(type='ViTEVA02', img_size=28, patch_size=14, drop_rate=0.,
+             arch=dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64)),
+        (2, 3, 28, 28)),
 ]
 CONTRACT_HOSTS = TINY_BACKBONES + TINY_FOUNDATION

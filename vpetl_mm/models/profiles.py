@@ -65,6 +65,10 @@ class BackboneProfile:
             shape gives the token grid ``(H, W)`` or ``(T, H, W)`` (spatial methods need it).
         kv_attention: Name of a host patch of the ``attn`` site that accepts extra keys and
             values (:func:`~vpetl_mm.models.host_patches.extra_kv`); prefix methods need it.
+        extra_tokens: Whether blocks accept tokens a method inserts into the sequence (VPT's
+            prompts); False where attention positions are tied to the patch grid (RoPE), so
+            methods with ``INSERTS_TOKENS`` refuse the host.
+        weights: See the module docstring.
     """
     name: str
     classes: Tuple[str, ...]
@@ -77,6 +81,7 @@ class BackboneProfile:
     patches: Dict[str, str] = field(default_factory=dict)
     grid: str = ''
     kv_attention: str = ''
+    extra_tokens: bool = True
     weights: Optional[Type[HostWeights]] = None
 
     def install_weights(self, backbone) -> Optional[HostWeights]:
@@ -130,6 +135,14 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         patches=dict(block='swin3d_block'), kv_attention='swin3d_window_attention',
         weights=VideoSwinWeights),  # Video Swin K400 files, weights-only
     BackboneProfile(
+        # EVA-02 (mmpretrain configs/eva02): RoPE on the patch tokens, SwiGLU MLP. fc1 is the
+        # fused gate-and-value expansion w12 (C -> 2 * hidden: gate half first), fc2 is w3.
+        name='mmpretrain.ViTEVA02', classes=('mmpretrain.models.backbones.vit_eva02.ViTEVA02',),
+        family='image', blocks='layers.*', tokens='sequence', prefix_tokens='num_extra_tokens',
+        grid='patch_embed.projection', extra_tokens=False,  # RoPE: no inserted tokens
+        sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp', fc1='mlp.w12',
+                   fc2='mlp.w3', norm1='norm1', norm2='norm2')),
+    BackboneProfile(
         name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
         family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
         prefix_tokens='num_prefix_tokens', grid='timm_model.patch_embed.proj', sites=_TIMM_SITES,
@@ -170,12 +183,18 @@ def find_profile(backbone: object, name: Optional[str] = None) -> BackboneProfil
             raise KeyError(f'Unknown backbone profile {name!r}. Known profiles: '
                            f'{sorted(PROFILES)}. Add one in vpetl_mm/models/profiles.py.')
         return PROFILES[name]
+    # the most specific profile wins: ViTEVA02 subclasses mmpretrain's VisionTransformer
+    matches = []
     for profile in PROFILES.values():
         module = backbone
         for part in filter(None, profile.root.split('.')):
             module = getattr(module, part, None)
-        if module is not None and set(profile.classes) & set(_class_names(module)):
-            return profile
+        mro = _class_names(module) if module is not None else ()
+        depths = [mro.index(c) for c in profile.classes if c in mro]
+        if depths:
+            matches.append((min(depths), profile))
+    if matches:
+        return min(matches, key=lambda m: m[0])[1]
     raise KeyError(
         f'No backbone profile describes {type(backbone).__module__}.{type(backbone).__name__}. '
         f'Supported families: {sorted(PROFILES)}. Add a profile in vpetl_mm/models/profiles.py '
