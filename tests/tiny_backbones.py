@@ -103,5 +103,11 @@ TINY_FOUNDATION = [
         dict(type='ViTEVA02', img_size=28, patch_size=14, drop_rate=0.,
              arch=dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64)),
         (2, 3, 28, 28)),
+    TinyBackbone(  # ConvNeXt-V2 (use_grn=True, layer scale off as V2), two stages
+        'mmpretrain.ConvNeXt', 'mmpretrain',
+        dict(type='ConvNeXt', arch=dict(depths=[2, 2], channels=[16, 32]), use_grn=True,
+             layer_scale_init_value=0., drop_path_rate=0., out_indices=(1, ),
+             frozen_stages=-1),  # the host's 0 freezes nothing, but PETLBackbone asks for -1
+        (2, 3, 32, 32)),
 ]
 CONTRACT_HOSTS = TINY_BACKBONES + TINY_FOUNDATION

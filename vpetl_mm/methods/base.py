@@ -32,6 +32,9 @@ from torch.utils.hooks import RemovableHandle
 from ..models.anatomy import Anatomy, BlockRef
 from ..models.profiles import PROFILES
 
+# parents that would run (Sequential) or list (ModuleList / Dict) a child added to them
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
 
 @dataclass
 class Injection:
@@ -296,13 +299,18 @@ class BasePETLMethod:
         """:meth:`attach` ``module`` for the host layer at ``path`` (relative to the backbone).
 
         It goes to the enclosing block (keys read ``layers.0.petl_ssf_attn_qkv``), else to the
-        layer's parent (patch embedding, final norm), named after the layer's path there.
+        layer's parent (patch embedding, final norm), named after the layer's path there. A
+        container parent (``nn.Sequential`` would run an added child; ConvNeXt's
+        ``downsample_layers.1.1``) is skipped for the first ancestor that is not one.
         """
         owner = next((b for b in sorted(anatomy.blocks, key=lambda b: -len(b.path))
                       if path.startswith(b.path + '.')), None)
         if owner is not None:
             return self.attach(owner, path[len(owner.path) + 1:], module)
         parent, _, layer = path.rpartition('.')
+        while parent and isinstance(anatomy._get(anatomy.backbone, parent), _CONTAINERS):
+            parent, _, up = parent.rpartition('.')
+            layer = f'{up}_{layer}'
         return self._register(parent, anatomy._get(anatomy.backbone, parent), layer, layer,
                               module)
 

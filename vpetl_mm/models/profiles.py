@@ -19,7 +19,9 @@ Abstract sites (relative to a transformer block):
 ``tokens`` names the token layout inside blocks, for token-space methods (prompts, Mona):
 ``'sequence'`` is ``(B, N, C)`` with ``prefix_tokens`` leading tokens (``str``: the attribute of
 the backbone that holds the count), ``'windowed'`` is Swin's ``(B, H*W, C)`` with ``hw_shape``
-passed to each block, and ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``.
+passed to each block, ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``, and
+``'conv'`` is a CNN's ``(B, C, H, W)`` between blocks (no tokens: token methods refuse it; its
+MLP sites see channels-last ``(B, H, W, C)``).
 
 ``family`` selects the default hyper-parameters of each method (``'image'`` for V-PETL image
 classification, ``'dense'`` for the Mona-repo detection / segmentation recipes, ``'video'`` for
@@ -142,6 +144,13 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         grid='patch_embed.projection', extra_tokens=False,  # RoPE: no inserted tokens
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp', fc1='mlp.w12',
                    fc2='mlp.w3', norm1='norm1', norm2='norm2')),
+    BackboneProfile(
+        # ConvNeXt (V1; V2 with use_grn=True): a CNN. Its block is depthwise conv -> norm ->
+        # pointwise MLP (Linear layers on channels-last maps) -> layer scale; the patch exposes
+        # that MLP as the 'mlp' site. No attention sites: attention methods refuse it.
+        name='mmpretrain.ConvNeXt', classes=('mmpretrain.models.backbones.convnext.ConvNeXt',),
+        family='image', blocks='stages.*.*', tokens='conv', patches=dict(block='convnext_block'),
+        sites=dict(mlp='mlp', fc1='pointwise_conv1', fc2='pointwise_conv2', norm2='norm')),
     BackboneProfile(
         name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
         family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
