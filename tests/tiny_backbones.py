@@ -98,9 +98,11 @@ TINY_FOUNDATION = [
         dict(type='TIMMBackbone', model_name='vit_base_patch16_clip_224', pretrained=False,
              img_size=32, embed_dim=32, depth=2, num_heads=2),
         (2, 3, 32, 32), frozen_stages_key=None, variant='clip'),
-    TinyBackbone(  # EVA-02 in mmpretrain (configs/eva02): RoPE, SwiGLU MLP (fused w12, w3)
+    TinyBackbone(  # EVA-02 as mmpretrain's configs/eva02/eva02-base-p14_headless.py: RoPE,
+        # SwiGLU MLP (fused w12, a LayerNorm (sub_ln), w3), no final norm, patch-token mean
         'mmpretrain.ViTEVA02', 'mmpretrain',
-        dict(type='ViTEVA02', img_size=28, patch_size=14, drop_rate=0.,
+        dict(type='ViTEVA02', img_size=28, patch_size=14, drop_rate=0., sub_ln=True,
+             final_norm=False, out_type='avg_featmap',
              arch=dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64)),
         (2, 3, 28, 28)),
     TinyBackbone(  # ConvNeXt-V2 (use_grn=True, layer scale off as V2), two stages
