@@ -21,13 +21,15 @@ from conftest import build_host, build_petl, run
 from tiny_backbones import TINY_FOUNDATION
 
 VARIANTS = {t.id: t for t in TINY_FOUNDATION}
-TIMM_HOSTS = [VARIANTS['timm.VisionTransformer:dinov2-reg4'], VARIANTS['timm.VisionTransformer:clip']]
+TIMM_HOSTS = [VARIANTS['timm.VisionTransformer:dinov2-reg4'],
+              VARIANTS['timm.VisionTransformer:clip']]
 MM_DINO = VARIANTS['mmpretrain.VisionTransformer:dinov2']
 MM_HOSTS = [MM_DINO, VARIANTS['mmpretrain.VisionTransformer:clip'],
             VARIANTS['mmpretrain.ViTEVA02'], VARIANTS['mmpretrain.ConvNeXt']]
 LORA = dict(type='LoRA', rank=2)
 # Meta's DINOv2 names for the mmpretrain ViT's (written here, independently of the converter)
-_TO_META = ((r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'), (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
+_TO_META = ((r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
+            (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
             (r'^layers\.(\d+)\.attn\.gamma1\.weight', r'blocks.\1.ls1.gamma'),
             (r'^layers\.(\d+)\.ffn\.gamma2\.weight', r'blocks.\1.ls2.gamma'),
             (r'^layers\.(\d+)\.attn\.', r'blocks.\1.attn.'),
@@ -177,3 +179,12 @@ def test_vpt_prompts_follow_the_class_and_register_tokens():
     tokens = seen[0]
     assert tokens.shape[1] == 5 + 3 + 4  # prefix, prompts, the 2 x 2 patches
     torch.testing.assert_close(tokens[0, 5:8], prompts[0].reshape(-1, 3, 32)[0])
+
+
+@pytest.mark.parametrize('host,petl,why', [
+    ('mmpretrain.ViTEVA02', 'VPT', r'inserts tokens, which that host cannot position'),
+    ('mmpretrain.ConvNeXt', 'UTuning', r"needs the site\(s\) \['attn', 'proj', 'qkv'\]"),
+])
+def test_refusals_say_why(host, petl, why):
+    with pytest.raises(ValueError, match=f'{petl} is not supported on .{host}. backbones: .*{why}'):
+        build_petl(VARIANTS[host], dict(type=petl))
