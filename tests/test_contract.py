@@ -10,14 +10,14 @@ import torch
 
 from conftest import build_petl, run
 from petl_contract import PETLContractTester, assert_outputs_close, perturb_trainable, petl_cfg
-from tiny_backbones import TINY_BACKBONES
+from tiny_backbones import CONTRACT_HOSTS, TINY_BACKBONES
 from vpetl_mm.registry import PETL_METHODS
 
 METHODS = sorted({cls.__name__: cls for cls in PETL_METHODS.module_dict.values()}.items())
-CASES = [pytest.param(name, tiny, id=f'{name}-{tiny.profile}')
-         for name, cls in METHODS for tiny in TINY_BACKBONES if cls.supports(tiny.profile)]
-UNSUPPORTED = [pytest.param(name, tiny, id=f'{name}-{tiny.profile}')
-               for name, cls in METHODS for tiny in TINY_BACKBONES
+CASES = [pytest.param(name, tiny, id=f'{name}-{tiny.id}')
+         for name, cls in METHODS for tiny in CONTRACT_HOSTS if cls.supports(tiny.profile)]
+UNSUPPORTED = [pytest.param(name, tiny, id=f'{name}-{tiny.id}')
+               for name, cls in METHODS for tiny in CONTRACT_HOSTS
                if not cls.supports(tiny.profile)]
 VIT = TINY_BACKBONES[0]
 assert VIT.profile == 'mmpretrain.VisionTransformer'

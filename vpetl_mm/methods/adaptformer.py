@@ -69,7 +69,8 @@ class AdaptFormer(BasePETLMethod):
     FAMILY_DEFAULTS = dict(
         video=dict(bottleneck=64, scale=0.1, dropout=0.),
         dense=dict(bottleneck=64, scale=0.1, act='gelu', dropout=0.1))
-    PROFILE_DEFAULTS = {'mmaction.SwinTransformer3D': dict(input='mlp')}
+    PROFILE_DEFAULTS = {'mmaction.SwinTransformer3D': dict(input='mlp'),
+                        'mmpretrain.ConvNeXt': dict(input='mlp')}  # channels-last MLP
     SITES = ('norm2', 'mlp')
 
     def validate(self, anatomy: Anatomy) -> None:

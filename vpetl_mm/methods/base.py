@@ -32,6 +32,9 @@ from torch.utils.hooks import RemovableHandle
 from ..models.anatomy import Anatomy, BlockRef
 from ..models.profiles import PROFILES
 
+# parents that would run (Sequential) or list (ModuleList / Dict) a child added to them
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
 
 @dataclass
 class Injection:
@@ -72,6 +75,9 @@ class BasePETLMethod:
         PROFILES: Names of the backbone profiles the method supports (empty: all of them).
         TOKENS: Token layouts the method supports (empty: all), e.g. ``('sequence', )`` for
             methods that add or read whole token sequences (VPT, DTL, SCT).
+        INSERTS_TOKENS: The method inserts tokens into the blocks' sequences (VPT's prompts,
+            HST's meta tokens): it runs only on profiles whose ``extra_tokens`` is True (not
+            where attention positions are tied to the patch grid, e.g. RoPE).
         DETACHES_BACKBONE: The backbone runs without autograd (side-network methods such as
             E3VA); such a method cannot be combined with others that train inside it.
         CALIBRATES: The method selects what it trains from the training data before training
@@ -101,6 +107,7 @@ class BasePETLMethod:
     SITES: ClassVar[Tuple[str, ...]] = ()
     PROFILES: ClassVar[Tuple[str, ...]] = ()
     TOKENS: ClassVar[Tuple[str, ...]] = ()
+    INSERTS_TOKENS: ClassVar[bool] = False
     DETACHES_BACKBONE: ClassVar[bool] = False
     CALIBRATES: ClassVar[bool] = False
 
@@ -139,8 +146,13 @@ class BasePETLMethod:
 
     @classmethod
     def supports(cls, profile: str) -> bool:
-        """Whether the method runs on backbones of the named profile (``PROFILES``, ``TOKENS``)."""
-        if cls.TOKENS and (profile not in PROFILES or PROFILES[profile].tokens not in cls.TOKENS):
+        """Whether the method runs on backbones of the named profile (``PROFILES``, ``TOKENS``,
+        ``INSERTS_TOKENS``, and the ``SITES`` it needs in every block)."""
+        known = PROFILES.get(profile)
+        if cls.TOKENS and (known is None or known.tokens not in cls.TOKENS):
+            return False
+        if known is not None and (not set(cls.SITES) <= set(known.sites)
+                                  or cls.INSERTS_TOKENS and not known.extra_tokens):
             return False
         return not cls.PROFILES or profile in cls.PROFILES
 
@@ -152,8 +164,13 @@ class BasePETLMethod:
         and the ``SITES``; overrides call ``super().validate(anatomy)`` first.
         """
         if not self.supports(anatomy.profile.name):
+            missing = sorted(set(self.SITES) - set(anatomy.profile.sites))
+            why = (f': {self.name} needs the site(s) {missing}, which that profile does not '
+                   'define, and is not supported without them' if missing else
+                   ': it inserts tokens, which that host cannot position (extra_tokens=False)'
+                   if self.INSERTS_TOKENS and not anatomy.profile.extra_tokens else '')
             raise ValueError(f'{self.name} is not supported on {anatomy.profile.name!r} '
-                             f'backbones; it runs on '
+                             f'backbones{why}; it runs on '
                              f'{[n for n in PROFILES if self.supports(n)]}.')
         anatomy.require_sites(self.SITES, method=self.name)
 
@@ -282,13 +299,18 @@ class BasePETLMethod:
         """:meth:`attach` ``module`` for the host layer at ``path`` (relative to the backbone).
 
         It goes to the enclosing block (keys read ``layers.0.petl_ssf_attn_qkv``), else to the
-        layer's parent (patch embedding, final norm), named after the layer's path there.
+        layer's parent (patch embedding, final norm), named after the layer's path there. A
+        container parent (``nn.Sequential`` would run an added child; ConvNeXt's
+        ``downsample_layers.1.1``) is skipped for the first ancestor that is not one.
         """
         owner = next((b for b in sorted(anatomy.blocks, key=lambda b: -len(b.path))
                       if path.startswith(b.path + '.')), None)
         if owner is not None:
             return self.attach(owner, path[len(owner.path) + 1:], module)
         parent, _, layer = path.rpartition('.')
+        while parent and isinstance(anatomy._get(anatomy.backbone, parent), _CONTAINERS):
+            parent, _, up = parent.rpartition('.')
+            layer = f'{up}_{layer}'
         return self._register(parent, anatomy._get(anatomy.backbone, parent), layer, layer,
                               module)
 

@@ -176,6 +176,7 @@ class HST(SideNetworkMethod):
     SITES = ('norm1', 'norm2')
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer')
     TOKENS = ('sequence', )
+    INSERTS_TOKENS = True  # its meta tokens
     ZERO_INIT = False
 
     def validate(self, anatomy: Anatomy) -> None:

@@ -93,6 +93,7 @@ class Hydra(LinearFoldMethod):
     """
     DEFAULTS = dict(rank=2, scale=1., dropout=0., targets=_SITES)
     SITE_CHOICES = _SITES
+    PROFILE_DEFAULTS = {'mmpretrain.ConvNeXt': dict(targets=('fc2', ))}  # no attention
 
     def make_layer(self, host: nn.Linear, site: str) -> HydraBranches:
         return HydraBranches(host, self.rank, self.scale, self.dropout)

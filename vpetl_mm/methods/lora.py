@@ -107,6 +107,7 @@ class LoRA(BasePETLMethod):
     """
     DEFAULTS = dict(rank=8, alpha=8., dropout=0., targets=('qkv.q', 'qkv.v'))
     FAMILY_DEFAULTS = dict(dense=dict(rank=64, alpha=1.), video=dict(rank=16, alpha=16.))
+    PROFILE_DEFAULTS = {'mmpretrain.ConvNeXt': dict(targets=('fc1', 'fc2'))}  # no attention
     MERGEABLE = True
 
     def validate(self, anatomy: Anatomy) -> None:

@@ -88,6 +88,7 @@ class LoRand(BasePETLMethod):
         >>> petl = dict(type='LoRand', mid=64, branches=2, kernel=8)
     """
     DEFAULTS = dict(mid=64, branches=2, kernel=8, act='gelu', placements=('attn', 'mlp'))
+    PROFILE_DEFAULTS = {'mmpretrain.ConvNeXt': dict(placements=('mlp', ))}  # no attention
     ZERO_INIT = False
 
     def validate(self, anatomy: Anatomy) -> None:

@@ -109,6 +109,7 @@ class Mona(BasePETLMethod):
     """
     DEFAULTS = dict(bottleneck=64, dropout=0.1, gamma_init=1e-6, placements=_PLACEMENTS)
     SITES = ('norm2', )
+    TOKENS = ('sequence', 'windowed', 'grid3d')  # TokenGrid's layouts
     ZERO_INIT = False
 
     def validate(self, anatomy: Anatomy) -> None:

@@ -185,6 +185,7 @@ class NOAH(BasePETLMethod):
     ZERO_INIT = False  # the prompts act from step 0 (as VPT)
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer')
     TOKENS = ('sequence', )
+    INSERTS_TOKENS = True  # its VPT prompts
     SITES = ('qkv', 'fc2')
 
     def __init__(self, family: str = 'image', profile: Optional[str] = None, **hparams) -> None:

@@ -122,7 +122,8 @@ class SSF(BasePETLMethod):
     ZERO_INIT = False
     MERGEABLE = True
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer',
-                'mmpretrain.SwinTransformer', 'mmdet.SwinTransformer', 'mmseg.SwinTransformer')
+                'mmpretrain.SwinTransformer', 'mmdet.SwinTransformer', 'mmseg.SwinTransformer',
+                'mmpretrain.ViTEVA02')
 
     @staticmethod
     def targets(backbone: nn.Module) -> List[Tuple[str, nn.Module]]:

@@ -95,6 +95,7 @@ class VPT(BasePETLMethod):
     ZERO_INIT = False
 
     TOKENS = ('sequence', )  # prompts join a token sequence
+    INSERTS_TOKENS = True
 
     def validate(self, anatomy: Anatomy) -> None:
         super().validate(anatomy)

@@ -46,11 +46,12 @@ class Anatomy:
                                  patch)
 
     def _dim(self, block: nn.Module) -> int:
-        norm = self._get(block, self.profile.sites.get('norm1', ''))
-        if norm is not None and hasattr(norm, 'normalized_shape'):
-            return int(norm.normalized_shape[0])
-        qkv = self._get(block, self.profile.sites.get('qkv', ''))
-        return int(qkv.in_features)
+        for site in ('norm1', 'norm2'):  # a CNN block (ConvNeXt) has only the norm2 site
+            norm = self._get(block, self.profile.sites.get(site, ''))
+            if norm is not None and hasattr(norm, 'normalized_shape'):
+                return int(norm.normalized_shape[0])
+        linear = self._get(block, self.profile.sites.get('qkv', self.profile.sites.get('fc1', '')))
+        return int(linear.in_features)
 
     @staticmethod
     def _get(module: nn.Module, path: str):

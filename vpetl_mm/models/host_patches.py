@@ -153,14 +153,67 @@ def _timm_attention_forward(self: nn.Module, x: torch.Tensor, *args, **kwargs) -
     return self.proj_drop(self.proj(out))
 
 
+class _ConvNeXtMLP(nn.Module):
+    """The pointwise MLP of one mmpretrain ``ConvNeXtBlock`` (channels-last), as a callable
+    module: ``pointwise_conv1 -> act -> grn -> pointwise_conv2``. It owns no parameters and is
+    not a child of the block (the state dict is unchanged); it is the block's ``mlp`` site."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, 'block', block)  # a reference, not a submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        block = self.block
+        x = block.act(block.pointwise_conv1(x))
+        if block.grn is not None:
+            x = block.grn(x, data_format='channel_last')
+        return block.pointwise_conv2(x)
+
+
+def _convnext_block_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """mmpretrain ``ConvNeXtBlock.forward`` (``linear_pw_conv=True``) through its ``mlp`` view.
+
+    The same arithmetic as the host: depthwise conv, channels-last norm, the pointwise MLP
+    (:class:`_ConvNeXtMLP`, so hooks on the ``mlp`` site see its input and output), layer
+    scale, residual. Checkpointing is non-reentrant (the host's reentrant mode would give PETL
+    parameters no gradient behind a frozen stem, as for Video Swin).
+    """
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(self.depthwise_conv(x).permute(0, 2, 3, 1), data_format='channel_last')
+        y = self.mlp(y).permute(0, 3, 1, 2)
+        if self.gamma is not None:
+            y = y.mul(self.gamma.view(1, -1, 1, 1))
+        return x + self.drop_path(y)
+
+    if self.with_cp and x.requires_grad:
+        return checkpoint(inner, x, use_reentrant=False)
+    return inner(x)
+
+
+def _convnext_block_setup(block: nn.Module) -> None:
+    if not block.linear_pw_conv:
+        raise ValueError('PETL on mmpretrain ConvNeXt needs linear_pw_conv=True (the default, '
+                         'as the published weights): its pointwise layers are the fc1 / fc2 '
+                         'sites.')
+    object.__setattr__(block, 'mlp', _ConvNeXtMLP(block))
+
+
+_convnext_block_forward.non_reentrant = True
+_convnext_block_forward.setup = _convnext_block_setup
+
 HOST_PATCHES: Dict[str, Callable] = dict(
     videomae_attention=_videomae_attention_forward,
     swin3d_window_attention=_swin3d_window_attention_forward,
     swin3d_block=_swin3d_block_forward,
     mmpretrain_attention=_mmpretrain_attention_forward,
-    timm_attention=_timm_attention_forward)
+    timm_attention=_timm_attention_forward,
+    convnext_block=_convnext_block_forward)
 
 
 def apply_host_patch(module: nn.Module, patch: str) -> None:
-    """Bind the named patch as ``module.forward`` (instance attribute; the class is untouched)."""
-    module.forward = types.MethodType(HOST_PATCHES[patch], module)
+    """Bind the named patch as ``module.forward`` (instance attribute; the class is untouched),
+    after its ``setup`` (if it has one) prepares the instance."""
+    forward = HOST_PATCHES[patch]
+    if hasattr(forward, 'setup'):
+        forward.setup(module)
+    module.forward = types.MethodType(forward, module)

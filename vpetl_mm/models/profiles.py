@@ -19,7 +19,9 @@ Abstract sites (relative to a transformer block):
 ``tokens`` names the token layout inside blocks, for token-space methods (prompts, Mona):
 ``'sequence'`` is ``(B, N, C)`` with ``prefix_tokens`` leading tokens (``str``: the attribute of
 the backbone that holds the count), ``'windowed'`` is Swin's ``(B, H*W, C)`` with ``hw_shape``
-passed to each block, and ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``.
+passed to each block, ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``, and
+``'conv'`` is a CNN's ``(B, C, H, W)`` between blocks (no tokens: token methods refuse it; its
+MLP sites see channels-last ``(B, H, W, C)``).
 
 ``family`` selects the default hyper-parameters of each method (``'image'`` for V-PETL image
 classification, ``'dense'`` for the Mona-repo detection / segmentation recipes, ``'video'`` for
@@ -36,9 +38,10 @@ Adding a backbone is adding one entry here (see ``docs/add_backbone_profile.md``
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple, Type
 
+from ..compat.dinov2_weights import MMPretrainViTWeights
 from ..compat.swin_weights import MMDetSwinWeights, SwinWeights
+from ..compat.timm_weights import TimmWeights
 from ..compat.video_weights import VideoMAEWeights, VideoSwinWeights
-from ..compat.vit_npz import GoogleViTNpzLoader
 from ..compat.weights import HostWeights
 
 SITES = ('attn', 'qkv', 'proj', 'mlp', 'fc1', 'fc2', 'norm1', 'norm2')
@@ -64,6 +67,10 @@ class BackboneProfile:
             shape gives the token grid ``(H, W)`` or ``(T, H, W)`` (spatial methods need it).
         kv_attention: Name of a host patch of the ``attn`` site that accepts extra keys and
             values (:func:`~vpetl_mm.models.host_patches.extra_kv`); prefix methods need it.
+        extra_tokens: Whether blocks accept tokens a method inserts into the sequence (VPT's
+            prompts); False where attention positions are tied to the patch grid (RoPE), so
+            methods with ``INSERTS_TOKENS`` refuse the host.
+        weights: See the module docstring.
     """
     name: str
     classes: Tuple[str, ...]
@@ -76,6 +83,7 @@ class BackboneProfile:
     patches: Dict[str, str] = field(default_factory=dict)
     grid: str = ''
     kv_attention: str = ''
+    extra_tokens: bool = True
     weights: Optional[Type[HostWeights]] = None
 
     def install_weights(self, backbone) -> Optional[HostWeights]:
@@ -95,7 +103,9 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         classes=('mmpretrain.models.backbones.vision_transformer.VisionTransformer',),
         family='image', blocks='layers.*', tokens='sequence', prefix_tokens='num_extra_tokens',
         grid='patch_embed.projection', kv_attention='mmpretrain_attention',
-        weights=GoogleViTNpzLoader,  # Google JAX .npz (V-PETL's ViT-B/16); .pth as the host
+        # Google JAX .npz (V-PETL's ViT-B/16), Meta's DINOv2 files; mmpretrain .pth as the host
+        # (DINOv2: layer_scale_init_value; CLIP: pre_norm=True; docs/foundation.md)
+        weights=MMPretrainViTWeights,
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='ffn',
                    fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
     BackboneProfile(
@@ -127,10 +137,27 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         patches=dict(block='swin3d_block'), kv_attention='swin3d_window_attention',
         weights=VideoSwinWeights),  # Video Swin K400 files, weights-only
     BackboneProfile(
+        # EVA-02 (mmpretrain configs/eva02): RoPE on the patch tokens, SwiGLU MLP. fc1 is the
+        # fused gate-and-value expansion w12 (C -> 2 * hidden: gate half first), fc2 is w3.
+        name='mmpretrain.ViTEVA02', classes=('mmpretrain.models.backbones.vit_eva02.ViTEVA02',),
+        family='image', blocks='layers.*', tokens='sequence', prefix_tokens='num_extra_tokens',
+        grid='patch_embed.projection', extra_tokens=False,  # RoPE: no inserted tokens
+        sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp', fc1='mlp.w12',
+                   fc2='mlp.w3', norm1='norm1', norm2='norm2')),
+    BackboneProfile(
+        # ConvNeXt (V1; V2 with use_grn=True): a CNN. Its block is depthwise conv -> norm ->
+        # pointwise MLP (Linear layers on channels-last maps) -> layer scale; the patch exposes
+        # that MLP as the 'mlp' site. No attention sites: attention methods refuse it.
+        name='mmpretrain.ConvNeXt', classes=('mmpretrain.models.backbones.convnext.ConvNeXt',),
+        family='image', blocks='stages.*.*', tokens='conv', patches=dict(block='convnext_block'),
+        sites=dict(mlp='mlp', fc1='pointwise_conv1', fc2='pointwise_conv2', norm2='norm')),
+    BackboneProfile(
         name='timm.VisionTransformer', classes=('timm.models.vision_transformer.VisionTransformer',),
         family='image', blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
         prefix_tokens='num_prefix_tokens', grid='timm_model.patch_embed.proj', sites=_TIMM_SITES,
-        kv_attention='timm_attention'),
+        # num_prefix_tokens counts the class token and DINOv2's registers (reg_tokens); layer
+        # scale (ls1/ls2) and CLIP's norm_pre sit outside the sites: docs/foundation.md
+        kv_attention='timm_attention', weights=TimmWeights),  # timm files, timm's converters
 )}
 
 
@@ -165,12 +192,18 @@ def find_profile(backbone: object, name: Optional[str] = None) -> BackboneProfil
             raise KeyError(f'Unknown backbone profile {name!r}. Known profiles: '
                            f'{sorted(PROFILES)}. Add one in vpetl_mm/models/profiles.py.')
         return PROFILES[name]
+    # the most specific profile wins: ViTEVA02 subclasses mmpretrain's VisionTransformer
+    matches = []
     for profile in PROFILES.values():
         module = backbone
         for part in filter(None, profile.root.split('.')):
             module = getattr(module, part, None)
-        if module is not None and set(profile.classes) & set(_class_names(module)):
-            return profile
+        mro = _class_names(module) if module is not None else ()
+        depths = [mro.index(c) for c in profile.classes if c in mro]
+        if depths:
+            matches.append((min(depths), profile))
+    if matches:
+        return min(matches, key=lambda m: m[0])[1]
     raise KeyError(
         f'No backbone profile describes {type(backbone).__module__}.{type(backbone).__name__}. '
         f'Supported families: {sorted(PROFILES)}. Add a profile in vpetl_mm/models/profiles.py '
