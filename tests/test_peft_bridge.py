@@ -15,7 +15,7 @@ import torch
 
 from conftest import build_petl, run
 from petl_contract import PETLContractTester, perturb_trainable
-from tiny_backbones import TINY_BACKBONES
+from tiny_backbones import CONTRACT_HOSTS, TINY_BACKBONES
 
 VIT = TINY_BACKBONES[0]
 TARGETS = ['qkv', 'proj', 'fc1', 'fc2']
@@ -107,6 +107,15 @@ def test_default_is_peft_s_lora_r8_on_qkv():
     wrapper = build_petl(VIT, dict(type='Peft'))
     assert wrapper.num_trainable() == 3 * 4 * 32 * 8
     assert {n.split('.petl_peft_')[1].split('.')[0] for n in wrapper.trainable_names} == {'qkv'}
+
+
+def test_targets_are_checked_against_the_profile_not_the_default():
+    """ConvNeXt has no qkv: the default refuses it in one line, its pointwise linears run."""
+    convnext = next(t for t in CONTRACT_HOSTS if t.profile == 'mmpretrain.ConvNeXt')
+    with pytest.raises(ValueError, match=r"with targets \['qkv'\]: .*Target its sites"):
+        build_petl(convnext, dict(type='Peft'))
+    tester = PETLContractTester(dict(type='Peft', targets=['fc1', 'fc2']), convnext)
+    tester.check_all()
 
 
 def test_merge_is_peft_s_own_and_mergeability_is_per_tuner():

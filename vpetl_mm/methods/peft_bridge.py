@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..models.anatomy import Anatomy
+from ..models.profiles import PROFILES
 from ..registry import PETL_METHODS
 from .base import BasePETLMethod
 from .peft_sites import PeftSite, build_peft_config, lift_tuner_layers, peft_type_name
@@ -103,9 +104,22 @@ class Peft(BasePETLMethod):
         """Whether the stock host reproduces the merged tuner (its ``MERGEABLE``)."""
         return bool(self_or_cls.MERGEABLE)
 
+    @classmethod
+    def supports(cls, profile: str) -> bool:
+        """Whether the default targets (``qkv``) exist on the named profile; other targets
+        are checked against the profile when the method is built (:meth:`validate`)."""
+        known = PROFILES.get(profile)
+        return super().supports(profile) and (
+            known is None or set(cls.DEFAULTS['targets']) <= set(known.sites))
+
     def validate(self, anatomy: Anatomy) -> None:
-        super().validate(anatomy)
-        anatomy.require_sites(self.targets, method=self.name)
+        # the instance's targets decide, not the default's: fc1 / fc2 run on ConvNeXt
+        missing = sorted(set(self.targets) - set(anatomy.profile.sites))
+        if missing:
+            raise ValueError(
+                f'{self.name} is not supported on {anatomy.profile.name!r} backbones with '
+                f'targets {missing}: that profile does not define them. Target its sites '
+                f'{sorted(anatomy.profile.sites)} instead (targets=[...]).')
         for block in anatomy.blocks:
             for site in self.targets:
                 host = anatomy.site(block, site)
