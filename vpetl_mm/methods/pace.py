@@ -175,6 +175,8 @@ class PACE(BaseModel):
         skip_first: Number of leading blocks without noise.
         output: Module path, in the wrapped model, whose outputs must agree.
         fast: PACE_fast (previous-epoch outputs instead of a second pass).
+        data_preprocessor: The config's top-level one (the Runner passes it to the outer
+            model); the wrapped model gets it unless it sets its own.
         init_cfg: Unused (the wrapped model initialises itself); must stay None.
 
     Examples:
@@ -188,11 +190,16 @@ class PACE(BaseModel):
 
     def __init__(self, model: dict, lambda_: float = 1., sigma: float = 1.2,
                  skip_first: int = 1, output: str = 'head', fast: bool = False,
+                 data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if init_cfg is not None:
             raise ValueError('PACE takes no init_cfg: put it in model=dict(...).')
         super().__init__()
         del self._modules['data_preprocessor']  # the wrapped model's own serves (property)
+        if isinstance(model, dict) and data_preprocessor is not None:
+            # the Runner hands the config's top-level data_preprocessor to the outer model
+            model = dict(model)
+            model.setdefault('data_preprocessor', data_preprocessor)
         inner = model if isinstance(model, nn.Module) else MODELS.build(model)
         self.add_module(_INNER, inner)
         self.lambda_, self.sigma, self.fast = float(lambda_), float(sigma), bool(fast)
