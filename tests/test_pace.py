@@ -88,6 +88,7 @@ def test_noise_only_in_training_and_only_on_the_petl_change():
 
 def test_checkpoints_keep_the_wrapped_model_keys():
     model = build()
+    model.init_weights()  # the Runner's first call (nn.Module.apply must stay unshadowed)
     plain = MODELS.build(classifier([dict(type='LoRA', rank=4),
                                      dict(type='VPT', length=2, deep=True)]))
     state = model.state_dict()

@@ -67,16 +67,16 @@ class NoiseSite(nn.Module):
         return host + (value - host) * noise
 
     # hooks (bound methods: deep copies rebind them)
-    def record(self, module: nn.Module, args, output) -> None:
+    def record_output(self, module: nn.Module, args, output) -> None:
         self._host = output if self.active() and torch.is_tensor(output) else None
 
-    def apply(self, module: nn.Module, args, output):
+    def perturb_output(self, module: nn.Module, args, output):
         return self.perturb(output) if self._host is not None else None
 
-    def record_pre(self, module: nn.Module, args) -> None:
+    def record_input(self, module: nn.Module, args) -> None:
         self._host = args[0] if self.active() and args and torch.is_tensor(args[0]) else None
 
-    def apply_pre(self, module: nn.Module, args):
+    def perturb_input(self, module: nn.Module, args):
         if self._host is None:
             return None
         return (self.perturb(args[0]), ) + tuple(args[1:])
@@ -253,11 +253,11 @@ class PACE(BaseModel):
             site = NoiseSite(sigmas[block] if block >= 0 else 0., self.source)
             self.sites.append(site)
             if post:  # record before every other hook, perturb after the PETL ones
-                module.register_forward_hook(site.record, prepend=True)
-                module.register_forward_hook(site.apply)
+                module.register_forward_hook(site.record_output, prepend=True)
+                module.register_forward_hook(site.perturb_output)
             if pre:
-                module.register_forward_pre_hook(site.record_pre, prepend=True)
-                module.register_forward_pre_hook(site.apply_pre)
+                module.register_forward_pre_hook(site.record_input, prepend=True)
+                module.register_forward_pre_hook(site.perturb_input)
 
     # -- the model interface -------------------------------------------------------------------
     def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
