@@ -84,15 +84,16 @@ class GLoRALinear(nn.Module):
 
     @torch.no_grad()
     def merge(self, base: nn.Linear) -> None:
-        self._saved = (base.weight.clone(), base.bias.clone())  # exact unmerge, as RepAdapter
-        d_weight, d_bias = self.deltas(base.weight, base.bias)
-        base.weight.add_(d_weight)
-        base.bias.add_(d_bias)
+        deltas = self.deltas(base.weight, base.bias)
+        # unmerge copies the saved host tensors back: exact, with no inverse of (1 + A)
+        self._saved = tuple(t.clone() for t in (base.weight, base.bias))
+        for host, delta in zip((base.weight, base.bias), deltas):
+            host.add_(delta)
 
     @torch.no_grad()
     def unmerge(self, base: nn.Linear) -> None:
-        base.weight.copy_(self._saved[0])
-        base.bias.copy_(self._saved[1])
+        for host, saved in zip((base.weight, base.bias), self._saved):
+            host.copy_(saved)
         self._saved = ()
 
 
