@@ -133,18 +133,6 @@ class _Capture:
         self.handle.remove()
 
 
-def _strip_prefix(module, state_dict, prefix, local_metadata) -> None:
-    inner = prefix + _INNER + '.'
-    for key in [k for k in state_dict if k.startswith(inner)]:
-        state_dict[prefix + key[len(inner):]] = state_dict.pop(key)
-
-
-def _add_prefix(state_dict, prefix, *args) -> None:
-    inner = prefix + _INNER + '.'
-    for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(inner)]:
-        state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
-
-
 @MODELS.register_module()
 class PACE(BaseModel):
     """PACE: train any PETL model with noise on its PETL outputs and a consistency loss.
@@ -161,8 +149,9 @@ class PACE(BaseModel):
     dropout / drop-path masks (the global RNG is replayed) and differ in their PACE noise.
     ``fast=True`` is PACE_fast: one pass, compared with the same sample's output of the
     previous epoch (zeros the first time, as ``compute_loss_pace_fast``; needs the samples'
-    ``sample_idx``). Evaluation runs the model without noise; checkpoints keep the wrapped
-    model's keys, so they load into the model without PACE.
+    ``sample_idx``). Evaluation runs the model without noise. Checkpoint keys are the wrapped
+    model's under ``model.`` (the module path, which the checkpoint tools resolve PETL tensors
+    by); the noise sites hold no tensors.
 
     Defaults: ``lambda_ = 1``, ``sigma = 1.2`` (the repository's VTAB-1k CIFAR-100 example,
     ``Vision/README.md``; both are tuned per task there), no noise in the first block
@@ -211,8 +200,6 @@ class PACE(BaseModel):
             self._install(wrapper, block_sigmas(self.sigma, len(wrapper.anatomy.blocks),
                                                 skip_first))
         self._history: Dict[int, torch.Tensor] = {}
-        self._register_state_dict_hook(_strip_prefix)
-        self._register_load_state_dict_pre_hook(_add_prefix)
 
     @property
     def data_preprocessor(self) -> nn.Module:
