@@ -134,3 +134,33 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="output='decode_head'"):
         MODELS.build(dict(type='vpetl_mm.PACE', output='decode_head',
                           model=classifier(dict(type='LoRA', rank=4))))
+
+
+def test_segmentor_heads_that_call_forward_directly():
+    """mmseg's decode head calls ``self.forward`` in ``loss()`` (no hooks run): still caught;
+    the head's dropout draws the same mask in both passes."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    init_default_scope('mmseg')
+    swin = dict(type='SwinTransformer', pretrain_img_size=32, embed_dims=16, depths=(2, 2),
+                num_heads=(1, 2), strides=(4, 2), window_size=4, out_indices=(0, 1))
+    samples = []
+    for _ in range(2):
+        sample = SegDataSample(metainfo=dict(img_shape=(32, 32), pad_shape=(32, 32)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, 32, 32)))
+        samples.append(sample)
+    for sigma in (1., 0.):
+        torch.manual_seed(0)
+        model = MODELS.build(dict(
+            type='vpetl_mm.PACE', output='decode_head', sigma=sigma, skip_first=0,
+            model=dict(type='EncoderDecoder',
+                       backbone=dict(type='vpetl_mm.PETLBackbone', backbone=swin,
+                                     petl=dict(type='Adapter', bottleneck=4)),
+                       decode_head=dict(type='FCNHead', in_channels=32, in_index=1, channels=8,
+                                        num_convs=1, num_classes=3, dropout_ratio=0.5))))
+        for name, p in model.named_parameters():
+            if 'petl_' in name:
+                p.data.add_(torch.randn_like(p) * 0.1)
+        losses = model.train().loss(torch.randn(2, 3, 32, 32), samples)
+        assert (losses['loss_pace'].item() > 0) == (sigma > 0)
+        assert len(model.sites) == 8  # dense Adapter: after attention and MLP, 4 blocks

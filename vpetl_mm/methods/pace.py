@@ -117,20 +117,33 @@ def _tensors(output) -> List[torch.Tensor]:
 
 
 class _Capture:
-    """Collect the tensors a module outputs while the context is open."""
+    """Collect the tensors a module's ``forward`` returns while the context is open.
+
+    The instance's ``forward`` is wrapped rather than hooked: heads call it directly in their
+    ``loss()`` (mmseg's ``BaseDecodeHead.loss`` runs ``self.forward(inputs)``), which forward
+    hooks do not see.
+    """
 
     def __init__(self, module: nn.Module) -> None:
         self.module, self.tensors = module, []
 
     def __enter__(self) -> List[torch.Tensor]:
-        self.handle = self.module.register_forward_hook(self._hook)
+        self.own = self.module.__dict__.get('forward')  # an instance-level forward, if any
+        forward = self.module.forward
+
+        def capture(*args, **kwargs):
+            output = forward(*args, **kwargs)
+            self.tensors.extend(_tensors(output))
+            return output
+
+        self.module.forward = capture
         return self.tensors
 
-    def _hook(self, module, args, output) -> None:
-        self.tensors.extend(_tensors(output))
-
     def __exit__(self, *exc) -> None:
-        self.handle.remove()
+        if self.own is None:
+            del self.module.forward
+        else:
+            self.module.forward = self.own
 
 
 @MODELS.register_module()
