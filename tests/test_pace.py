@@ -164,3 +164,21 @@ def test_segmentor_heads_that_call_forward_directly():
         losses = model.train().loss(torch.randn(2, 3, 32, 32), samples)
         assert (losses['loss_pace'].item() > 0) == (sigma > 0)
         assert len(model.sites) == 8  # dense Adapter: after attention and MLP, 4 blocks
+
+
+@pytest.mark.parametrize('petl,sites', [
+    (dict(type='RepAdapter', hidden=4, dropout=0.), 6),  # pre-hooks on qkv and fc1's input
+    (dict(type='AdapterPlus', bottleneck=4, drop_path=0.), 3),  # hooks on the block outputs
+    (dict(type='SSF'), 20)])  # every linear, norm and the patch embedding (no noise there)
+def test_noise_reaches_input_and_block_hooks(petl, sites):
+    model = build([petl], sigma=1.)
+    inputs, _ = batch()
+    with torch.no_grad():
+        reference = model.eval()(inputs)
+        noisy = model.train()(inputs)
+        for site in model.sites:
+            site.sigma = 0.
+        clean = model(inputs)
+    assert len(model.sites) == sites
+    assert not torch.allclose(noisy, reference)
+    torch.testing.assert_close(clean, reference)
