@@ -45,7 +45,8 @@ class DoRALinear(LoRALinear):
     def factor(self, weight: torch.Tensor) -> torch.Tensor:
         """``m / ||W + s B A||`` on the adapted rows, 1 on the others (shape ``(out, )``)."""
         norm = self.row_norm(weight).detach()[self.rows]
-        return norm.new_ones(weight.shape[0]).index_copy(0, self.rows, self.magnitude.to(norm.dtype) / norm)
+        scale = self.magnitude.to(norm.dtype) / norm
+        return norm.new_ones(weight.shape[0]).index_copy(0, self.rows, scale)
 
     def hook(self, module: nn.Linear, args, output: torch.Tensor) -> torch.Tensor:
         if self.merged:
