@@ -176,7 +176,8 @@ VARIANTS: Tuple[Variant, ...] = (
     Variant('glora', 'GLoRA (one fixed subnet: rank-4 A, B, C and scalar D, E on every linear; '
             'mergeable)', 'GLoRA', demo='GLoRA'),
     Variant('adapter_plus', 'Adapter+ (post-adapter on every block output, bottleneck 8, '
-            'channel scaling)', 'AdapterPlus', published='Adapter+', demo='Adapter+'),
+            'channel scaling)', 'AdapterPlus', published='Adapter+', demo='Adapter+',
+            demo_config=True),
     # PACE wraps the model (vpetl_mm.PACE), so it has hand-written configs only
     Variant('pace_lora', 'PACE on LoRA (noise on the LoRA updates + consistency loss)', 'LoRA',
             published='PACE', matrices=_NONE, demo='PACE (LoRA)', demo_config=True),
