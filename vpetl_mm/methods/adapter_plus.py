@@ -66,7 +66,9 @@ class AdapterPlus(BasePETLMethod):
     states no parameter count, and the paper's table was not available to check against, so
     ``tests/test_param_counts.py`` pins this formula's count without a published figure.
 
-    Not zero-init (Houlsby's small random init, as published): ``ZERO_INIT = False``.
+    Not zero-init (Houlsby's small random init, as published): ``ZERO_INIT = False``. It reads
+    each block's output with the channels last, so it runs on the token layouts ``sequence``,
+    ``windowed`` and ``grid3d`` (``TOKENS``), not on CNN blocks.
 
     Args:
         bottleneck: Hidden width m.
@@ -80,6 +82,8 @@ class AdapterPlus(BasePETLMethod):
     """
     DEFAULTS = dict(bottleneck=8, act='gelu', dropout=0., drop_path=0.1, init_std=0.01)
     ZERO_INIT = False
+    # the layouts whose block outputs are channels-last (a CNN's blocks are not)
+    TOKENS = ('sequence', 'windowed', 'grid3d')
 
     def inject(self, anatomy: Anatomy) -> None:
         for block in anatomy.blocks:
