@@ -82,7 +82,16 @@ NO_GRADIENT: Dict[str, Callable] = dict(
     # class token (mmpretrain's ViT, out_type='cls_token'), the last block's convolutions have
     # no path to the output (no later attention mixes the patches into that token)
     Mona=lambda w: _last_block_mona_convs(w) if getattr(w.backbone, 'out_type', None) ==
-    'cls_token' else set())
+    'cls_token' else set(),
+    # GLoRA's bias scale D multiplies the host bias, which timm initialises to zeros (the tiny
+    # hosts load no weights): no gradient where that bias is all zero
+    GLoRA=lambda w: {f'{inj.name}.factors.Dd' for m in w.methods for inj in m.injected
+                     if 'Dd' in inj.module.factors and not _host_bias(w, inj).any()})
+
+
+def _host_bias(wrapper, inj) -> torch.Tensor:
+    block = next(b for b in wrapper.anatomy.blocks if b.path == inj.path)
+    return wrapper.anatomy.site(block, inj.site).bias
 
 
 def assert_outputs_close(actual: Outputs, expected: Outputs, **tol) -> None:

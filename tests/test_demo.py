@@ -25,7 +25,8 @@ IMAGE_VIT_METHODS = sorted({cls.__name__ for cls in PETL_METHODS.module_dict.val
 
 def _demo_type(key: str) -> str:
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo', f'vit-tiny_digits5-9_{key}.py'))
-    return PETL_METHODS.get(cfg.model.backbone.petl.type).__name__
+    model = cfg.model.model if cfg.model.type == 'vpetl_mm.PACE' else cfg.model  # a wrapper
+    return PETL_METHODS.get(model.backbone.petl.type).__name__
 
 
 @pytest.fixture(scope='module')

@@ -82,6 +82,10 @@ ROWS = [
     ('VideoMAE ViT-B', VIDEOMAE_B, 'Frozen', 0, 0.),
     ('VideoMAE ViT-B', VIDEOMAE_B, 'AdaptFormer', 1_189_632, 1.19),
     ('VideoMAE ViT-B', VIDEOMAE_B, 'BAPAT', 2_074_368, 2.06),
+    # after V-PETL Bench (docs/methods-2024.md): no published ViT-B count to reproduce
+    ('ViT-B/16', VIT_B, 'DoRA', 313_344, None),  # LoRA's 294,912 + 12*2*768 magnitudes
+    ('ViT-B/16', VIT_B, 'GLoRA', 1_437_984, None),  # one fixed subnet; published: searched
+    ('ViT-B/16', VIT_B, 'AdapterPlus', 165_984, None),  # m = 8; paper table not checked
 ]
 
 

@@ -178,6 +178,17 @@ VARIANTS: Tuple[Variant, ...] = (
     # default (peft's LoRA, r 8, on the fused qkv)
     Variant('peft', "peft's LoRA through the Peft bridge (r 8 on the fused qkv)", 'Peft',
             matrices=_NONE, demo='Peft (peft LoRA)'),
+    # after V-PETL Bench (2024): docs/methods-2024.md
+    Variant('dora', "DoRA (LoRA's sites and ranks, plus a magnitude per adapted row; "
+            'mergeable)', 'DoRA', demo='DoRA'),
+    Variant('glora', 'GLoRA (one fixed subnet: rank-4 A, B, C and scalar D, E on every linear; '
+            'mergeable)', 'GLoRA', demo='GLoRA'),
+    Variant('adapter_plus', 'Adapter+ (post-adapter on every block output, bottleneck 8, '
+            'channel scaling)', 'AdapterPlus', published='Adapter+', demo='Adapter+',
+            demo_config=True),
+    # PACE wraps the model (vpetl_mm.PACE), so it has hand-written configs only
+    Variant('pace_lora', 'PACE on LoRA (noise on the LoRA updates + consistency loss)', 'LoRA',
+            published='PACE', matrices=_NONE, demo='PACE (LoRA)', demo_config=True),
 )
 
 
