@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
+from .adapter import check_init
 from .base import BasePETLMethod
 
 _QKV = ('q', 'k', 'v')
@@ -96,21 +97,36 @@ class LoRA(BasePETLMethod):
       ``256 * sum(C over blocks)`` = 3,080,192 on Swin-B (published 3.03M, +1.7%).
     * video: q and v, rank 16, alpha 16: 770,048 on Video Swin-B (published 0.75M).
 
+    Init (``init``): ``'zero'`` (default, LoRA's and loralib's: kaiming-uniform A, zero B, so
+    the update starts at zero) or ``'trunc_normal'``: A and B trunc-normal(0.02), what V-PETL's
+    timm ``init_weights`` leaves on its ``linear_a_*`` / ``linear_b_*`` layers
+    (synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad,
+    ``ImageClassification/models/vision_transformer_lora.py``); the image benchmark configs use
+    it. Such an instance's ``ZERO_INIT`` is False. (The Mona repo's dense LoRA, loralib's
+    ``MergedLinear``, keeps A / B out of its Swin init: zero B, our default.)
+
     Args:
         rank: Rank r of each update.
         alpha: Scale numerator: the update is multiplied by ``alpha / rank``.
         dropout: Dropout on the update's input.
         targets: Abstract sites to adapt (see above).
+        init: ``'zero'`` or ``'trunc_normal'`` (see above).
 
     Examples:
         >>> petl = dict(type='LoRA', rank=8, alpha=8, targets=['qkv.q', 'qkv.v'])
+        >>> petl = dict(type='LoRA', init='trunc_normal')  # V-PETL's effective init
     """
-    DEFAULTS = dict(rank=8, alpha=8., dropout=0., targets=('qkv.q', 'qkv.v'))
+    DEFAULTS = dict(rank=8, alpha=8., dropout=0., targets=('qkv.q', 'qkv.v'), init='zero')
     FAMILY_DEFAULTS = dict(dense=dict(rank=64, alpha=1.), video=dict(rank=16, alpha=16.))
     MERGEABLE = True
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ZERO_INIT = self.init == 'zero'  # per instance: the contract reads it
+
     def validate(self, anatomy: Anatomy) -> None:
         super().validate(anatomy)
+        check_init(self.init, self.name)
         sites = self._slices(self.targets)
         anatomy.require_sites(sites, method=self.name)
         if self.rank < 1:
@@ -141,6 +157,19 @@ class LoRA(BasePETLMethod):
 
     def inject(self, anatomy: Anatomy) -> None:
         self.hook_linears(anatomy, self.slices, self._layer)
+        if self.init == 'trunc_normal':  # built zero-B: switch to the reference's init
+            self._trunc_normal()
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.init == 'trunc_normal':
+            self._trunc_normal()
+
+    @torch.no_grad()
+    def _trunc_normal(self) -> None:
+        for injection in self.injected:
+            for param in (injection.module.lora_A, injection.module.lora_B):
+                nn.init.trunc_normal_(param, std=.02)
 
     def _layer(self, base: nn.Linear, site: str) -> LoRALinear:
         slices = self.slices[site]
