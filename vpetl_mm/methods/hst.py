@@ -8,10 +8,11 @@ reads backbone block ``j`` of the matching quarter: its patch tokens, bridged to
 its meta-register (bridged and normalised) with the bridged tokens' mean are the keys / values
 of the side block's cross-attention. The mean of the last stage's tokens is the side feature.
 
-HST's head reads that feature alone (AFeng-x/HST, ``models/vit_hsn.py``): ``head='side'`` hands it
-to the head in place of the host's output (the benchmark configs, whose head reads
-``dims[-1]`` = 72 channels); the default ``head='host'`` adds its projection to ``D`` to the
-host's output, so any head of width D keeps working.
+HST's head reads that feature alone (AFeng-x/HST@661c02b, ``models/vit_hsn.py``, ``forward``:
+``head(fc_norm(side))``): ``head='side'`` hands it to the head in place of the host's output
+(the benchmark configs, whose head reads ``dims[-1]`` = 72 channels); the default
+``head='host'`` adds its projection to ``D`` to the host's output, so any head of width D keeps
+working.
 """
 import math
 from typing import List, Sequence, Tuple
@@ -150,12 +151,12 @@ class HierarchicalSideNetwork(nn.Module):
 class HST(SideNetworkMethod):
     """Hierarchical side-tuning: meta-registers + bridges into a multi-scale side network.
 
-    Follows HST's released classification code (``models/vit_hsn.py``): per block one meta
-    token (xavier) is inserted before the block and its output taken out after it (the host's
-    own code between blocks never sees it); four side stages of widths (32, 48, 64, 72), heads
-    (2, 4, 8, 12), three blocks each (one per backbone block of the matching quarter), MLP
-    ratio 4; the side feature is the BatchNorm (no affine) of the mean of the last stage (a
-    training batch of one uses the running statistics).
+    Follows HST's released classification code (AFeng-x/HST@661c02b, ``models/vit_hsn.py``): per
+    block one meta token (xavier) is inserted before the block and its output taken out after it
+    (the host's own code between blocks never sees it); four side stages of widths (32, 48, 64,
+    72), heads (2, 4, 8, 12), three blocks each (one per backbone block of the matching
+    quarter), MLP ratio 4; the side feature is the BatchNorm (no affine) of the mean of the last
+    stage (a training batch of one uses the running statistics).
 
     The backbone is *not* detached: HST's meta tokens train through the frozen blocks, and HST's
     code also trains every block's two LayerNorms (``tune_norms``), so backward runs through
@@ -254,7 +255,8 @@ class HST(SideNetworkMethod):
         return type(output)([*output[:-1], side])
 
     def side_forward(self) -> Tensor:
-        """The side feature (``(B, D)``; ``(B, dims[-1])`` with ``head='side'``) from the captured image, registers and patch maps."""
+        """The side feature (``(B, D)``; ``(B, dims[-1])`` with ``head='side'``) from the
+        captured image, registers and patch maps."""
         depth = self.side.meta.shape[0]
         if self.image is None or len(self.registers) < depth:
             raise RuntimeError('HST read the outputs of only '

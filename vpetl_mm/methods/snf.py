@@ -203,9 +203,10 @@ class SNF(BasePETLMethod):
     identity (mu = log_sigma = 0) and every planar layer's w, b and scale u are drawn from
     U(-0.01, 0.01) (``scale_init=0.01``), so the output moves slightly at step 0 (such an
     instance's ``ZERO_INIT`` is False). ``scale_init=0`` starts u at 0: then every flow is the
-    identity and the backbone output is unchanged at step 0. Choices where the paper / release are silent or loose:
-    ``invertible=True`` projects u so that ``w . u >= -1 + 1e-3`` (the release does not
-    constrain u; the projection is inactive unless training crosses the bound); the release
+    identity and the backbone output is unchanged at step 0. Choices where the paper / release
+    are silent or loose: ``invertible=True`` projects u so that ``w . u >= -1 + 1e-3`` (the
+    release does not constrain u; the projection is inactive unless training crosses the
+    bound); the release
     computes the affine log-determinant and discards it, so no log-det loss is added here.
 
     Not mergeable: the flow acts on the shortcut only while the branch reads the unflowed
