@@ -78,11 +78,17 @@ class VPT(BasePETLMethod):
     layer's own prompts. The head reads the host's usual output (CLS or pooled patches): the
     prompts are never part of it. Parameters ``P * D`` (shallow) or ``L * P * D`` (deep).
 
-    Defaults reproduce V-PETL's VTAB-1k setting: shallow, P = 100, no prompt dropout:
-    ViT-B/16 100 * 768 = 76,800 (published 0.08M). VPT-deep's published 0.56M (VTAB) and
-    0.85M (FGVC) average per-task lengths chosen from {1, 5, 10, 50, 100, 200}; with its
-    prompt dropout 0.1 and P = 50 it has 12 * 50 * 768 = 460,800 (docs/image.md). Not
-    zero-init (prompts change attention from step 0), not mergeable (they add tokens).
+    Defaults reproduce V-PETL's VTAB-1k setting: shallow, P = 100, no prompt dropout: ViT-B/16
+    100 * 768 = 76,800 (published 0.08M). VPT-deep's published 0.56M (VTAB) and 0.85M (FGVC)
+    average per-task lengths chosen from {1, 5, 10, 50, 100, 200}; with its prompt dropout 0.1
+    and P = 50 it has 12 * 50 * 768 = 460,800 (docs/image.md). VPT keeps those lengths in a
+    spreadsheet linked from its README (KMnP/vpt@4410440, "Hyperparameters for experiments in
+    paper"), outside the repository; its ``configs/prompt/*.yaml`` set none
+    (``src/configs/config.py`` defaults ``NUM_TOKENS`` to 5) and its demo notebook gives three
+    VTAB tasks, which the benchmark's per-task table uses. The FGVC 0.85M implies a mean P of
+    about 92 (12 * 768 * 92 = 847,872); no readable source gives the five lengths, so FGVC keeps
+    P = 50. Not zero-init (prompts change attention from step 0), not mergeable (they add
+    tokens).
 
     Init (``init``): prompts ~ U(-a, a) with ``'vpt'``: a = sqrt(6 / (3 p^2 + D)), VPT's
     xavier-uniform bound from the patch size p and width D (KMnP/vpt@4410440,
