@@ -113,7 +113,10 @@ def render_leaf(matrix: Matrix, variant: Variant, backbone: Backbone, dataset: D
     """The source of ``configs/<folder>/<backbone>_<dataset>.py``: the method and its recipe."""
     entry = matrix.backbone(variant, dataset) if matrix.backbone else None
     recipe = matrix.recipe(variant, dataset) if matrix.recipe else []
-    model = [f'model = dict(\n{entry})'] if entry else \
+    extra = f',\n    {variant.model}' if variant.model else ''
+    if not entry and extra:
+        entry = f'    backbone=dict(petl={variant.petl_source})'
+    model = [f'model = dict(\n{entry}{extra})'] if entry else \
         [f'model = dict(backbone=dict(petl={variant.petl_source}))']
     return '\n'.join([
         f'# {variant.title}',

@@ -22,7 +22,7 @@ from . import published as pub
 from .configgen import (MARK, META_MARK, Backbone, Dataset, Matrix, Published, comment,
                         demo_path, leaf_path, render_demo, render_leaf, render_metafile,
                         render_setting, setting_path)
-from .pertask import lookup, with_overrides
+from .pertask import lookup, petl_kwargs, with_overrides
 from .variants import Variant, demo_variants, matrix_variants
 
 _RECIPE_NAMES = dict(lr='lr', weight_decay='weight decay', batch_size='batch size',
@@ -116,10 +116,26 @@ def _image_backbone(variant: Variant, dataset: Dataset) -> Optional[str]:
     kwargs, recipe, cite = per_task
     names = list(kwargs) + [_RECIPE_NAMES[k] for k in ('drop_path_rate', ) if k in recipe]
     lines = comment(f"{', '.join(names)} for this task: {cite}", ' ' * 4)
-    entry = f'    backbone=dict(petl={with_overrides(variant.petl_source, kwargs)}'
+    entry = _packed('    backbone=dict(petl=', with_overrides(variant.petl_source, kwargs))
     if 'drop_path_rate' in recipe:
         entry += f",\n{' ' * 18}backbone=dict(drop_path_rate={recipe['drop_path_rate']!r})"
     return '\n'.join(lines + [entry + ')'])
+
+
+def _packed(head: str, petl: str, width: int = 100) -> str:
+    """``head + petl`` (a ``dict(...)`` source), its keywords packed into lines of at most
+    ``width`` characters (one value per line where they are long: NOAH's per-layer widths)."""
+    if len(head + petl) + 2 <= width:
+        return head + petl
+    pad = ' ' * (len(head) + len('dict('))
+    lines, line = [], f'{head}dict('
+    for part in (f'{k}={v!r}' for k, v in petl_kwargs(petl).items()):
+        if line.strip() and not line.endswith('(') and len(line) + len(part) + 4 > width:
+            lines.append(line + ',')
+            line = pad + part
+        else:
+            line += part if line.endswith('(') else f', {part}'
+    return '\n'.join(lines + [line + ')'])
 
 
 def _image_published(variant: Variant, backbone: Backbone) -> Optional[Published]:
