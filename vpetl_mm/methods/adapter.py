@@ -31,7 +31,9 @@ def trunc_normal_linears(modules: Iterable[nn.Module]) -> None:
     every ``nn.Linear`` (synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad,
     ``ImageClassification/models/vision_transformer_{adapter,adaptformer}.py``), and the Mona
     repo's Swin ``_init_weights`` does the same to its Adapter / AdaptFormer baselines
-    (Leiyi-Hu/mona@5deeac9, ``Swin-Transformer-Object-Detection/mmdet/models/backbones/``).
+    (Leiyi-Hu/mona@f25a37f, ``Swin-Transformer-Object-Detection/mmdet/models/backbones/
+    swin_transformer_{adapter,adaptformer}.py``: ``init_weights`` applies it, then loads the
+    checkpoint with ``strict=False``).
     LayerNorms keep (1, 0).
 
     Examples:
