@@ -47,6 +47,38 @@ def trunc_normal_linears(modules: Iterable[nn.Module]) -> None:
                     nn.init.zeros_(layer.bias)
 
 
+class InitOption(BasePETLMethod):
+    """Base of the methods with the ``init`` option (Adapter, AdaptFormer, LoRA).
+
+    ``init='zero'`` (the methods' own: the update starts at zero) or ``'trunc_normal'`` (the
+    reference runs' effective init, :meth:`reference_init`). A subclass calls
+    :meth:`apply_init` at the end of ``inject`` (modules are built with their own init) and
+    declares ``init`` in its ``DEFAULTS``; an instance with ``'trunc_normal'`` is no identity
+    at step 0, so its ``ZERO_INIT`` is False (the contract reads it).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ZERO_INIT = self.init == 'zero'
+
+    def validate(self, anatomy: Anatomy) -> None:
+        super().validate(anatomy)
+        check_init(self.init, self.name)
+
+    def reference_init(self) -> None:
+        """Re-initialise the injected modules as the reference does (default: every
+        ``nn.Linear`` trunc-normal, :func:`trunc_normal_linears`)."""
+        trunc_normal_linears(i.module for i in self.injected)
+
+    def apply_init(self) -> None:
+        if self.init == 'trunc_normal':
+            self.reference_init()
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self.apply_init()
+
+
 def placement_sites(placements, method: str):
     """Sites of sequential-adapter placements; ``ValueError`` naming the fix if invalid."""
     bad = [p for p in placements if p not in _PLACEMENT_SITE]
@@ -57,7 +89,7 @@ def placement_sites(placements, method: str):
 
 
 @PETL_METHODS.register_module()
-class Adapter(BasePETLMethod):
+class Adapter(InitOption):
     """Sequential bottleneck adapter ``h + up(act(down(h)))`` on attention and/or MLP outputs.
 
     ``h`` is the output of the attention projection (placement ``'attn'``) or of the MLP
@@ -92,13 +124,8 @@ class Adapter(BasePETLMethod):
     DEFAULTS = dict(bottleneck=8, placements=('mlp', ), act='gelu', dropout=0., init='zero')
     FAMILY_DEFAULTS = dict(dense=dict(bottleneck=64, placements=('attn', 'mlp'), dropout=0.1))
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.ZERO_INIT = self.init == 'zero'  # per instance: the contract reads it
-
     def validate(self, anatomy: Anatomy) -> None:
         super().validate(anatomy)
-        check_init(self.init, self.name)
         anatomy.require_sites(placement_sites(self.placements, self.name), method=self.name)
 
     def inject(self, anatomy: Anatomy) -> None:
@@ -107,10 +134,4 @@ class Adapter(BasePETLMethod):
                 adapter = self.attach(block, placement, Bottleneck(
                     block.dim, self.bottleneck, self.act, self.dropout))
                 self.hook(anatomy.site(block, _PLACEMENT_SITE[placement]), adapter.sequential_hook)
-        if self.init == 'trunc_normal':  # built zero-up: switch to the reference's init
-            trunc_normal_linears(i.module for i in self.injected)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.init == 'trunc_normal':
-            trunc_normal_linears(i.module for i in self.injected)
+        self.apply_init()  # built zero-up: the reference's init where asked

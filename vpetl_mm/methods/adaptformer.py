@@ -6,8 +6,7 @@ import torch.nn as nn
 
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
-from .adapter import check_init, trunc_normal_linears
-from .base import BasePETLMethod
+from .adapter import InitOption
 from .layers import Bottleneck
 
 
@@ -32,7 +31,7 @@ class AdaptFormerAdapter(Bottleneck):
 
 
 @PETL_METHODS.register_module()
-class AdaptFormer(BasePETLMethod):
+class AdaptFormer(InitOption):
     """Parallel adapter: ``x + MLP(LN2(x)) + s * up(act(down(LN_a(x))))`` in every block.
 
     Parameters per block: ``2*C*m + m + C`` (+ ``2C`` with ``layer_norm=True``).
@@ -84,13 +83,8 @@ class AdaptFormer(BasePETLMethod):
     PROFILE_DEFAULTS = {'mmaction.SwinTransformer3D': dict(input='mlp')}
     SITES = ('norm2', 'mlp')
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.ZERO_INIT = self.init == 'zero'  # per instance: the contract reads it
-
     def validate(self, anatomy: Anatomy) -> None:
         super().validate(anatomy)
-        check_init(self.init, self.name)
         if self.input not in ('residual', 'mlp'):
             raise ValueError(f"{self.name} input={self.input!r}: use 'residual' (the stream "
                              "entering norm2) or 'mlp' (the MLP input).")
@@ -106,10 +100,4 @@ class AdaptFormer(BasePETLMethod):
             else:
                 self.hook(anatomy.site(block, 'norm2'), adapter.capture, pre=True)
                 self.hook(block.module, adapter.add)
-        if self.init == 'trunc_normal':  # built zero-up: switch to the reference's init
-            trunc_normal_linears(i.module for i in self.injected)
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.init == 'trunc_normal':
-            trunc_normal_linears(i.module for i in self.injected)
+        self.apply_init()  # built zero-up: the reference's init where asked

@@ -8,8 +8,7 @@ import torch.nn.functional as F
 
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
-from .adapter import check_init
-from .base import BasePETLMethod
+from .adapter import InitOption
 
 _QKV = ('q', 'k', 'v')
 _LINEAR_SITES = ('qkv', 'proj', 'fc1', 'fc2')
@@ -82,7 +81,7 @@ class LoRALinear(nn.Module):
 
 
 @PETL_METHODS.register_module()
-class LoRA(BasePETLMethod):
+class LoRA(InitOption):
     """Low-rank adaptation of the attention and/or MLP linear layers.
 
     ``targets`` names abstract sites: ``'qkv.q'``, ``'qkv.k'``, ``'qkv.v'`` (one update per
@@ -120,13 +119,8 @@ class LoRA(BasePETLMethod):
     FAMILY_DEFAULTS = dict(dense=dict(rank=64, alpha=1.), video=dict(rank=16, alpha=16.))
     MERGEABLE = True
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.ZERO_INIT = self.init == 'zero'  # per instance: the contract reads it
-
     def validate(self, anatomy: Anatomy) -> None:
         super().validate(anatomy)
-        check_init(self.init, self.name)
         sites = self._slices(self.targets)
         anatomy.require_sites(sites, method=self.name)
         if self.rank < 1:
@@ -157,16 +151,11 @@ class LoRA(BasePETLMethod):
 
     def inject(self, anatomy: Anatomy) -> None:
         self.hook_linears(anatomy, self.slices, self._layer)
-        if self.init == 'trunc_normal':  # built zero-B: switch to the reference's init
-            self._trunc_normal()
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.init == 'trunc_normal':
-            self._trunc_normal()
+        self.apply_init()  # built zero-B: the reference's init where asked
 
     @torch.no_grad()
-    def _trunc_normal(self) -> None:
+    def reference_init(self) -> None:
+        """V-PETL's: A and B trunc-normal(0.02) (they are ``nn.Linear`` weights there)."""
         for injection in self.injected:
             for param in (injection.module.lora_A, injection.module.lora_B):
                 nn.init.trunc_normal_(param, std=.02)
