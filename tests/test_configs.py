@@ -27,6 +27,7 @@ from config_digests import SNAPSHOT, config_digests, differences
 from vpetl_mm.apis.config_cache import cached_base_configs
 from vpetl_mm.benchmark.matrices import expected_files, stale_files
 from vpetl_mm.benchmark.pertask import lookup
+from vpetl_mm.methods.noah import DEFAULT_SUBNET
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 CONFIG_DIR = osp.join(ROOT, 'configs')
@@ -64,7 +65,7 @@ EXPECTED = {
     'examples/mask-rcnn_swin-t_lora_coco.py': 256 * (96 * 2 + 192 * 2 + 384 * 6 + 768 * 2),
     'examples/upernet_swin-t_adapter_ade20k.py': 2 * (129 * 4416 + 64 * 12),
     'examples/swin-b_k400_bitfit.py': 1_090_376,
-    'examples/vit-b16_vtab-dtd_adaptformer.py': 156_768,
+    'examples/vit-b16_vtab-dtd_adaptformer.py': 175_200,  # + V-PETL's input LayerNorm
 }
 # the NOAH supernet: widths 10 everywhere, 12 * (768 * 10 + 3072 * 10 + 1537 * 10 + 768)
 EXPECTED['examples/vit-b16_vtab-dtd_noah-supernet.py'] = 654_456
@@ -92,7 +93,8 @@ EXPECTED.update({f'{method}/{backbone}_{dataset}.py': counts[i]
 # The image benchmark (generated): ViT-B/16 trainable backbone parameters with each method's
 # defaults, the same on all 24 datasets but where a per-task size applies (below; docs/image.md).
 # BitFit: every bias; LN-tune: 25 LayerNorms; Partial-1: the last block (not the final norm);
-# Adapter / AdaptFormer, bottleneck 8: 12 * (2 * 768 * 8 + 8 + 768);
+# Adapter, bottleneck 8: 12 * (2 * 768 * 8 + 8 + 768); AdaptFormer adds its input LayerNorm,
+# 12 * 2 * 768;
 # LoRA rank 8 on q and v: 12 * 2 * 8 * (768 + 768); SSF: 2 * (768 + 12 * 8448 + 768);
 # RepAdapter (repblock, hidden 8, groups 2): 24 * (768 * 8 + 8 + 768 * 4 + 768); Hydra rank 2:
 # 12 * ((768 + 3 * 768) * 2 + 4 + 1536 + (3072 + 3 * 768) * 2 + 4 + 1536); FacT-TT rank 16:
@@ -102,18 +104,19 @@ EXPECTED.update({f'{method}/{backbone}_{dataset}.py': counts[i]
 # Prefix (L 20, MLP 128): 12 * (768 * (20 + 3 * 128 + 2) + 128); U-Tuning (L 11, adapter 8):
 # 12 * (2 * 11 * 768 + 2 * 768 * 8 + 8 + 768).
 # LST r = 8: 12 * (111,840 + 73,824 + 1) + 73,824 + 192 + 74,496; LAST rank 32:
-# 12 * 54,656; HST: side 727,976 + block norms 36,864 + up 56,064.
+# 12 * 54,656; HST (head='side', the head reads the side feature): side 727,976 + block norms
+# 36,864.
 IMAGE_COUNTS = {
     'full': 85_798_656, 'linear': 0, 'bitfit': 102_912, 'lntune': 38_400,
-    'partial1': 7_087_872, 'adapter': 156_768, 'lora': 294_912, 'adaptformer': 156_768,
+    'partial1': 7_087_872, 'adapter': 156_768, 'lora': 294_912, 'adaptformer': 175_200,
     'ssf': 205_824, 'repadapter': 239_808, 'hydra': 239_712, 'fact': 61_440,
     'vpt_shallow': 76_800, 'vpt_deep': 460_800, 'dtl': 36_864, 'sct': 111_744, 'gps': 167_424,
     'prefix': 3_743_232, 'utuning': 359_520, 'snf': 258_192,
-    'lst': 2_376_492, 'last': 655_872, 'hst': 820_904,
+    'lst': 2_376_492, 'last': 655_872, 'hst': 764_840,
 }
 # NOAH: its default subnet (NOAH's searched VTAB SVHN one), per layer 768 P + 3072 r
 # + 1537 m + 768 [m > 0]: 768 * 70 + 3072 * 85 + 1537 * 70 + 12 * 768
-IMAGE_COUNTS['noah'] = 431_686
+IMAGE_COUNTS['noah'] = 431_686  # FGVC (no NOAH subnet); VTAB: each task's (SIZED_COUNTS)
 IMAGE_DATASETS = (
     'vtab-cifar100', 'vtab-caltech101', 'vtab-dtd', 'vtab-flowers102', 'vtab-pets', 'vtab-svhn',
     'vtab-sun397', 'vtab-pcam', 'vtab-eurosat', 'vtab-resisc45', 'vtab-retinopathy',
@@ -142,7 +145,14 @@ def _vpt_deep_count(length: int = 50, **_) -> int:
     return 12 * length * 768
 
 
-SIZED_COUNTS = dict(fact=_fact_count, gps=_gps_count, vpt_deep=_vpt_deep_count)
+def _noah_count(vpt=DEFAULT_SUBNET['vpt'], lora=DEFAULT_SUBNET['lora'],
+                adapter=DEFAULT_SUBNET['adapter'], **_) -> int:
+    # per layer 768 P + 3072 r + 1537 m + 768 [m > 0] (NOAH's docstring)
+    return 768 * sum(vpt) + 3072 * sum(lora) + sum(1537 * m + 768 for m in adapter if m)
+
+
+SIZED_COUNTS = dict(fact=_fact_count, gps=_gps_count, vpt_deep=_vpt_deep_count,
+                    noah=_noah_count)
 
 
 def _per_task_kwargs(method: str, dataset: str) -> dict:
@@ -269,6 +279,9 @@ def test_per_task_counts():
     assert EXPECTED['vpt_deep/vit-b_vtab-dmlab.py'] == 921_600  # P = 100
     assert EXPECTED['vpt_deep/vit-b_vtab-dtd.py'] == 460_800  # no VPT value: P = 50
     assert EXPECTED['hydra/vit-b_vtab-dtd.py'] == IMAGE_COUNTS['hydra']
+    assert EXPECTED['noah/vit-b_vtab-svhn.py'] == 431_686  # NOAH's SVHN subnet (the default)
+    assert EXPECTED['noah/vit-b_vtab-sun397.py'] == 287_278  # NOAH's SUN397 subnet
+    assert EXPECTED['noah/vit-b_fgvc-cub.py'] == 431_686  # no FGVC subnet: the default
 
 
 def test_generated_configs_match_the_generator():

@@ -64,6 +64,27 @@ def test_default_subnet_is_noahs_svhn_search_on_vit_b():
     assert formula(subnet, 768) == 431_686  # tests/test_param_counts.py builds it
 
 
+def test_per_task_subnets_are_noahs_vtab_searches():
+    """NOAH publishes one searched subnet per VTAB-1k task (vpetl_mm/benchmark/pertask.py):
+    287,278 to 431,686 parameters on ViT-B/16; SVHN's is the default (FGVC's, unpublished)."""
+    from vpetl_mm.benchmark.pertask import NOAH
+    from vpetl_mm.datasets import VTAB_DATASETS
+    from vpetl_mm.methods.noah import DEFAULT_SUBNET
+    assert set(NOAH.values) == set(VTAB_DATASETS)
+    counts = {task: formula(subnet, 768) for task, subnet in NOAH.values.items()}
+    assert min(counts.values()) == counts['vtab-sun397'] == 287_278
+    assert max(counts.values()) == counts['vtab-svhn'] == 431_686
+    assert counts['vtab-dtd'] == 287_298 and counts['vtab-cifar100'] == 320_330
+    assert NOAH.values['vtab-svhn'] == {k: list(v) for k, v in DEFAULT_SUBNET.items()}
+    # the VTAB mean; NOAH's own count (+ input prompts) averages 0.44M: docs/image.md
+    assert round(sum(counts.values()) / len(counts)) == 360_134
+    for subnet in NOAH.values.values():  # NOAH's search space: 12 layers, widths {1, 5, 10}
+        assert all(len(w) == 12 and set(w) <= {1, 5, 10} for w in subnet.values())
+    # a per-task subnet builds with exactly its count (a 2-block ViT-B-wide slice of it)
+    cut = {k: v[:2] for k, v in NOAH.values['vtab-dtd'].items()}
+    assert build_petl(TIMM, dict(type='NOAH', **cut)).num_trainable() == formula(cut)
+
+
 def _corner(big: torch.Tensor, shape) -> torch.Tensor:
     return big[tuple(slice(0, s) for s in shape)]
 

@@ -1,7 +1,8 @@
 """Default hyper-parameters reproduce the published trainable-parameter counts.
 
 Full-size backbones are built here only to count parameters (no weights, no forward pass).
-Each row gives the exact count of our definition and the published figure (millions, head
+Each row (a method name: its defaults; or a config with the option a benchmark config sets)
+gives the exact count of our definition and the published figure (millions, head
 excluded) it must match within 3% (or at its 0.01M precision); ``None`` marks a published figure that contradicts the
 method's own definition (the method's docstring explains why).
 """
@@ -32,7 +33,10 @@ ROWS = [
     ('ViT-B/16', VIT_B, 'Adapter', 156_768, 0.16),
     ('ViT-B/16', VIT_B, 'LoRA', 294_912, 0.29),
     ('ViT-B/16', VIT_B, 'BitFit', 102_912, 0.10),
-    ('ViT-B/16', VIT_B, 'AdaptFormer', 156_768, 0.16),
+    # V-PETL's AdaptFormer trains a LayerNorm on the adapter input (+2 * 768 per block); the
+    # published 0.16M is the count without it (docs/image.md, "AdaptFormer")
+    ('ViT-B/16', VIT_B, 'AdaptFormer', 175_200, None),
+    ('ViT-B/16', VIT_B, dict(type='AdaptFormer', layer_norm=False), 156_768, 0.16),
     ('ViT-B/16', VIT_B, 'LNTune', 38_400, None),  # not in the published tables
     ('ViT-B/16', VIT_B, 'Frozen', 0, 0.),
     ('ViT-B/16', VIT_B, 'SSF', 205_824, 0.21),
@@ -51,6 +55,7 @@ ROWS = [
     ('ViT-B/16', VIT_B, 'LST', 2_376_492, 2.38),
     ('ViT-B/16', VIT_B, 'LAST', 655_872, 0.66),
     ('ViT-B/16', VIT_B, 'HST', 820_904, None),  # 764,840 (HST's own) + up 56,064 (docstring)
+    ('ViT-B/16', VIT_B, dict(type='HST', head='side'), 764_840, 0.78),  # HST's head input
     ('Swin-B', SWIN_B, 'Full', 86_745_016, 86.75),
     ('Swin-B', SWIN_B, 'BitFit', 201_656, 0.20),
     ('Swin-B', SWIN_B, 'LNTune', 59_392, 0.06),
@@ -89,10 +94,17 @@ ROWS = [
 ]
 
 
+def _row_id(row) -> str:
+    method = row[2] if isinstance(row[2], str) else '-'.join(
+        f'{v}' if k == 'type' else f'{k}={v}' for k, v in row[2].items())
+    return f'{row[0]}-{method}'
+
+
 @pytest.mark.parametrize('backbone,tiny,method,exact,published', [
-    pytest.param(*row, id=f'{row[0]}-{row[2]}') for row in ROWS])
+    pytest.param(*row, id=_row_id(row)) for row in ROWS])
 def test_default_counts_match_published(backbone, tiny, method, exact, published):
-    count = build_petl(tiny, dict(type=method)).num_trainable()
+    count = build_petl(tiny, method if isinstance(method, dict) else dict(type=method)
+                       ).num_trainable()
     assert count == exact
     if published is not None:
         # within 3%, or equal at the published precision (0.01M: DTL's 36,864 is "0.04M")

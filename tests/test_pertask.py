@@ -26,7 +26,7 @@ def _type(folder: str) -> str:
 
 def test_tables_name_known_methods_and_datasets():
     assert len(DATASETS) == 24
-    assert set(pertask.PER_TASK) == {'hydra', 'repadapter', 'fact', 'gps', 'vpt_deep'}
+    assert set(pertask.PER_TASK) == {'hydra', 'repadapter', 'fact', 'gps', 'vpt_deep', 'noah'}
     for folder, table in pertask.PER_TASK.items():
         assert folder in ROWS, f'{folder}: no image variant'
 
@@ -119,7 +119,8 @@ def test_generated_text_carries_the_values_and_the_source():
     vpt = files['configs/vpt_deep/vit-b_vtab-dtd.py']
     assert "type='VPT', length=50, deep=True, dropout=0.1)" in vpt and 'KMnP' not in vpt
     # methods without a table are untouched; the CIFAR-100 per-method lr / wd is the leaf's
-    assert "petl=dict(_delete_=True, type='LoRA')))" in files['configs/lora/vit-b_vtab-dtd.py']
+    assert "petl=dict(_delete_=True, type='LoRA', init='trunc_normal')))" in \
+        files['configs/lora/vit-b_vtab-dtd.py']
     assert 'optim_wrapper = dict(optimizer=dict(lr=0.005, weight_decay=0.005))' in \
         files['configs/lora/vit-b_vtab-cifar100.py']
     assert all(len(line) <= 100 for text in files.values() for line in text.splitlines())

@@ -31,6 +31,9 @@ REPO = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 SOURCE = re.compile(r'^[\w.-]+/[\w.-]+@[0-9a-f]{7} \S+')
 FAMILY_KEYS = dict(vtab=set(VTAB_DATASETS), fgvc=set(FGVC_DATASETS))
 LEAVES = [leaf_path(*leaf) for leaf in leaves(IMAGE)]
+# methods after V-PETL Bench (docs/methods-2024.md) whose own VTAB / FGVC recipes are not read
+# into the table yet: they train with the common rows (V-PETL's protocol), as the docs say
+NO_ROW_YET = {'dora', 'glora', 'adapter_plus'}
 
 
 def _recipe(folder: str, dataset: str, **options) -> dict:
@@ -56,19 +59,24 @@ def test_every_row_has_a_source_and_known_keys(row):
 def test_one_row_per_image_method_and_family():
     """A row for each listed image variant; a method registered later (docs/add_petl_method.md)
     reaches the benchmark without one and trains with the common row."""
-    folders = {v.folder for v in VARIANTS if v.joins('image')}
+    folders = {v.folder for v in VARIANTS if v.joins('image')} - NO_ROW_YET
     assert set(TABLE) == {(f, fam) for f in folders for fam in FAMILY_KEYS}
     assert len(TABLE) == len(ROWS)  # no (folder, family) twice
     assert {v.folder for v in matrix_variants('image')} >= folders
 
 
 def test_every_generated_image_config_runs_its_row():
-    """The no-build recipe of each of the 576 configs equals the table's, key by key."""
-    assert len(LEAVES) == 24 * 24
+    """The no-build recipe of each generated image config (24 datasets per method) equals the
+    table's, key by key, and the config runs its method."""
+    assert len(LEAVES) == 24 * len(matrix_variants('image'))  # every image method x dataset
     with cached_base_configs():
-        for path in LEAVES:
+        for (variant, _, _), path in zip(leaves(IMAGE), LEAVES):
             recipe = config_recipe(osp.join(REPO, path), build=False)
             assert recipe['deviations'] == [], (path, recipe['deviations'])
+            # and the method: a leaf whose `model` lacks its petl dict would run the base's
+            petl = recipe['method']['petl']
+            assert petl['type'] == variant.petl, (path, petl)
+            assert set(variant.kwargs) <= set(petl), (path, petl)  # values: per task
             folder, stem = path.split('/')[1], osp.splitext(path)[0].split('/')[-1]
             expected = resolve(folder, stem.split('_', 1)[1])
             checked = {k for s in recipe['sources'] for k in s['values']}

@@ -41,6 +41,8 @@ TINY_DIR = osp.join(REPO, 'tests', 'configs', 'dense')
 BASE_DIR = osp.join(REPO, 'configs', '_base_', 'dense')
 MAX_ITERS = 2  # the tiny configs' max_iters (also their one validation and checkpoint)
 DENSE_METHODS = ('Mona', 'E3VA', 'LoRand')
+# the benchmark configs' non-default options: the Mona repo's effective init (trunc-normal)
+REFERENCE_INIT = dict(Adapter=dict(init='trunc_normal'), AdaptFormer=dict(init='trunc_normal'))
 # The 80 COCO category ids (1-90 with the 10 unused ones left out), in mmdet's class order.
 COCO_IDS = [i for i in range(1, 91) if i not in {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}]
 
@@ -220,9 +222,10 @@ def _without_petl(model: dict) -> dict:
     for method in DENSE_METHODS + (task.generic, )])
 def test_method_config_is_base_with_the_method(task, method):
     """configs/<method>/<setting>.py is the base the tiny run shrinks, with petl set to the
-    method alone (its defaults): what the runs above switch with --cfg-options."""
+    method alone (its defaults; the Mona repo's init for its Adapter / AdaptFormer baselines):
+    what the runs above switch with --cfg-options."""
     cfg = Config.fromfile(osp.join(REPO, 'configs', method.lower(), f'{task.setting}.py'))
-    assert cfg.model.backbone.petl.to_dict() == dict(type=method)
+    assert cfg.model.backbone.petl.to_dict() == dict(type=method, **REFERENCE_INIT.get(method, {}))
     base = _base_config(task.base)
     assert _without_petl(cfg.model) == _without_petl(base.model)
     assert cfg.train_dataloader == base.train_dataloader

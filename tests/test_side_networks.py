@@ -299,6 +299,27 @@ def test_hst_side_feature_reaches_every_output_layout():
     assert model(torch.randn(1, 3, 32, 32))[0].shape == (1, 17, 32)
 
 
+def test_hst_head_side_hands_the_head_its_side_feature_alone():
+    """head='side' (HST's models/vit_hsn.py): the head reads the BN side feature, no `up`."""
+    model = build_petl(VIT4, dict(type='HST', dims=(8, 12), heads=(2, 3), head='side')).eval()
+    _perturb(model)
+    side = model.backbone.petl_hst_side
+    assert not any('up' in n for n, _ in side.named_parameters())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        (out, ), taps = _taps(model, x, prepend=True)
+        registers = [o[:, :1] for o in taps['out']]
+        maps = [o[:, 2:].transpose(1, 2).reshape(2, 32, 4, 4) for o in taps['out']]
+        side.up = torch.nn.Linear(12, 12)  # identity stand-in for the reference's projection
+        torch.nn.init.eye_(side.up.weight)
+        torch.nn.init.zeros_(side.up.bias)
+        expected = _hst_reference(side, x, registers, maps)
+    assert out.shape == (2, 12)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="head='mean': use 'host'"):
+        build_petl(VIT4, dict(type='HST', dims=(8, 12), heads=(2, 3), head='mean'))
+
+
 # -- errors --------------------------------------------------------------------------------------
 @pytest.mark.parametrize('cfg,match', [
     (dict(type='LST', reduction=5), 'reduction=5 must divide'),

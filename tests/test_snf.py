@@ -90,7 +90,10 @@ def test_projection_keeps_a_folding_layer_invertible():
 @pytest.mark.parametrize('tiny', [VIT, TIMM_VIT], ids=lambda t: t.profile)
 def test_identity_at_init_and_not_with_the_release_init(tiny):
     x = torch.randn(2, 3, 32, 32)
-    snf = build_petl(tiny, dict(type='SNF')).eval()
+    snf = build_petl(tiny, dict(type='SNF', scale_init=0.)).eval()
+    assert snf.methods[0].ZERO_INIT
+    assert build_petl(tiny, dict(type='SNF')).methods[0].scale_init == 0.01  # the release's
+    assert not build_petl(tiny, dict(type='SNF')).methods[0].ZERO_INIT
     snf.init_weights()  # the host's init, then SNF's
     host = {k: v for k, v in snf.state_dict().items() if 'petl_' not in k}
     frozen = build_petl(tiny, dict(type='Frozen')).eval()
@@ -153,7 +156,7 @@ def test_block_matches_manual_recomputation(tiny, shortcuts):
 
 def test_only_flow_parameters_train_with_the_count_formula():
     length = 4
-    wrapper = build_petl(VIT, dict(type='SNF', flow_length=length)).train()
+    wrapper = build_petl(VIT, dict(type='SNF', flow_length=length, scale_init=0.)).train()
     trainable = {n for n, p in wrapper.backbone.named_parameters() if p.requires_grad}
     assert trainable == {f'layers.{i}.petl_snf_shortcut.{s}.{p}' for i in range(3)
                          for s in ('attn', 'mlp')

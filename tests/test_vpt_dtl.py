@@ -108,3 +108,39 @@ def test_dtl_block_ranges_are_checked():
         build_petl(VIT, dict(type='DTL', add_after_blocks='2-5'))
     with pytest.raises(ValueError, match='start before the side path'):
         build_petl(VIT, dict(type='DTL', lora_before_blocks='1-2', add_after_blocks='0-2'))
+
+
+def test_dtl_pool_mean_is_the_final_norm_of_the_mean_patch_token():
+    """DTL's head input (heekhero/DTL models/vision_transformer.py): norm(mean(patches))."""
+    wrapper = build_petl(VIT, dict(type='DTL', pool='mean')).eval()
+    assert not wrapper.methods[0].ZERO_INIT  # the output is not the host's at step 0
+    assert build_petl(VIT, dict(type='DTL')).methods[0].ZERO_INIT
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = wrapper(x)[0]
+        tokens = _block_input(wrapper, x)
+        wrapper.methods[0].remove_hooks()
+        for layer in wrapper.backbone.layers:
+            tokens = layer(tokens)  # the side path is zero at step 0
+        expected = wrapper.backbone.ln1(tokens[:, 1:].mean(dim=1))
+    assert out.shape == (2, 32)
+    torch.testing.assert_close(out, expected)
+    with pytest.raises(ValueError, match="final_norm=True"):
+        build_petl(VIT, dict(type='DTL', pool='mean'), final_norm=False)
+    with pytest.raises(ValueError, match="pool='max': use 'host'"):
+        build_petl(VIT, dict(type='DTL', pool='max'))
+
+
+def test_vpt_init_bounds():
+    """VPT-deep: VPT's xavier bound sqrt(6 / (3 p^2 + D)); shallow: V-PETL's sqrt(6 / D)."""
+    deep = build_petl(VIT, dict(type='VPT', length=200, deep=True)).methods[0]
+    tokens = deep.injected[0].module
+    assert tokens.bound == pytest.approx((6. / (3 * 8 * 8 + 32)) ** 0.5)  # 8 x 8 patches
+    assert tokens.prompts.abs().max() <= tokens.bound
+    assert tokens.prompts.abs().max() > 0.9 * tokens.bound  # uniform over the whole range
+    shallow = build_petl(VIT, dict(type='VPT')).methods[0].injected[0].module
+    assert shallow.bound == pytest.approx((6. / 32) ** 0.5)
+    assert build_petl(VIT, dict(type='VPT', init='vpt')).methods[0].injected[0].module.bound \
+        == tokens.bound
+    with pytest.raises(ValueError, match="init='xavier': use 'vpt'"):
+        build_petl(VIT, dict(type='VPT', init='xavier'))

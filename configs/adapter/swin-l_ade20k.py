@@ -2,4 +2,4 @@
 # on UperNet Swin-L IN-22K, ADE20K, 160k; published mIoU 50.78 (V-PETL Bench).
 _base_ = '../_base_/dense/upernet_swin-l_ade20k.py'
 
-model = dict(backbone=dict(petl=dict(_delete_=True, type='Adapter')))
+model = dict(backbone=dict(petl=dict(_delete_=True, type='Adapter', init='trunc_normal')))

@@ -2,4 +2,4 @@
 # on RetinaNet Swin-L IN-22K, VOC07+12; published AP50 87.1 (V-PETL Bench).
 _base_ = '../_base_/dense/retinanet_swin-l_voc0712.py'
 
-model = dict(backbone=dict(petl=dict(_delete_=True, type='Adapter')))
+model = dict(backbone=dict(petl=dict(_delete_=True, type='Adapter', init='trunc_normal')))

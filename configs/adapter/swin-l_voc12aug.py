@@ -2,4 +2,4 @@
 # on UperNet Swin-L IN-22K, VOC2012 aug, 40k.
 _base_ = '../_base_/dense/upernet_swin-l_voc12aug.py'
 
-model = dict(backbone=dict(petl=dict(_delete_=True, type='Adapter')))
+model = dict(backbone=dict(petl=dict(_delete_=True, type='Adapter', init='trunc_normal')))

@@ -1,4 +1,4 @@
-# DTL (rank-2 side path from every block, swish-gated into blocks 6-11)
+# DTL (rank-2 side path, swish-gated into blocks 6-11; head: normed mean patch)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k diabetic_retinopathy (specialized) (5 classes).
 # Published figures: configs/dtl/metafile.yml.
@@ -6,6 +6,7 @@
 _base_ = ['../_base_/image/vit-b16_vtab-retinopathy.py']
 
 model = dict(
+    backbone=dict(petl=dict(_delete_=True, type='DTL', pool='mean')),
     # label smoothing: heekhero/DTL@bf6c51e
     # train_scripts/vit/vtab/diabetic_retinopathy/train_dtl.sh, train_vit_vtab.py, utils/utils.py
     head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))

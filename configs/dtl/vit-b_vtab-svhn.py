@@ -1,4 +1,4 @@
-# DTL (rank-2 side path from every block, swish-gated into blocks 6-11)
+# DTL (rank-2 side path, swish-gated into blocks 6-11; head: normed mean patch)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k svhn (natural) (10 classes).
 # Published figures: configs/dtl/metafile.yml.
@@ -8,7 +8,7 @@ _base_ = ['../_base_/image/vit-b16_vtab-svhn.py']
 model = dict(
     # drop path: heekhero/DTL@bf6c51e train_scripts/vit/vtab/svhn/train_dtl.sh, train_vit_vtab.py,
     # utils/utils.py
-    backbone=dict(petl=dict(_delete_=True, type='DTL'),
+    backbone=dict(petl=dict(_delete_=True, type='DTL', pool='mean'),
                   backbone=dict(drop_path_rate=0.2)),
     # label smoothing: heekhero/DTL@bf6c51e train_scripts/vit/vtab/svhn/train_dtl.sh,
     # train_vit_vtab.py, utils/utils.py

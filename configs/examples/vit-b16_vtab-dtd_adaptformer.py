@@ -11,7 +11,7 @@ model = dict(
                       drop_path_rate=0.1,
                       init_cfg=dict(type='Pretrained', checkpoint='pretrained/vit-b16_in21k.pth',
                                     prefix='backbone.')),
-        petl=dict(type='AdaptFormer')),  # image defaults: bottleneck 8, 156,768 params
+        petl=dict(type='AdaptFormer')),  # image defaults: bottleneck 8 + input LN, 175,200
     head=dict(num_classes=47, loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1)))
 
 data_root = 'data/vtab-1k/dtd'

@@ -1,4 +1,4 @@
-# HST (meta-registers + bridges into a 4-stage side network; block norms)
+# HST (meta-registers + bridges into a 4-stage side network; block norms; 72-wide head)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # FGVC CUB_200_2011 (200 classes).
 # Published figures: configs/hst/metafile.yml.
@@ -7,13 +7,14 @@ _base_ = ['../_base_/image/vit-b16_fgvc-cub.py']
 
 model = dict(
     # drop path: AFeng-x/HST@ee89571 train_scripts/vit/fgvc/cub_2011/train_img21k.sh, train.py
-    backbone=dict(petl=dict(_delete_=True, type='HST'),
+    backbone=dict(petl=dict(_delete_=True, type='HST', head='side'),
                   backbone=dict(drop_path_rate=0.0)),
     # label smoothing, batch augments, head init: AFeng-x/HST@ee89571
     # train_scripts/vit/fgvc/cub_2011/train_img21k.sh, train.py
     head=dict(loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,
                         mode='original'),
-              init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)),
+              init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02),
+              in_channels=72),
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
 # batch size: AFeng-x/HST@ee89571 train_scripts/vit/fgvc/cub_2011/train_img21k.sh, train.py
 train_dataloader = dict(batch_size=128)

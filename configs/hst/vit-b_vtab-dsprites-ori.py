@@ -1,4 +1,4 @@
-# HST (meta-registers + bridges into a 4-stage side network; block norms)
+# HST (meta-registers + bridges into a 4-stage side network; block norms; 72-wide head)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k dsprites_ori (structured) (16 classes).
 # Published figures: configs/hst/metafile.yml.
@@ -6,8 +6,10 @@
 _base_ = ['../_base_/image/vit-b16_vtab-dsprites-ori.py']
 
 model = dict(
+    backbone=dict(petl=dict(_delete_=True, type='HST', head='side')),
     # head init: AFeng-x/HST@ee89571 train_scripts/vit/vtab/dsprites_ori/train_s4.sh, train.py
-    head=dict(init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)))
+    head=dict(init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02),
+              in_channels=72))
 # lr, weight decay, no decay on 1-D parameters, no decay on biases: AFeng-x/HST@ee89571
 # train_scripts/vit/vtab/dsprites_ori/train_s4.sh, train.py
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0005),

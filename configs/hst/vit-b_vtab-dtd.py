@@ -1,4 +1,4 @@
-# HST (meta-registers + bridges into a 4-stage side network; block norms)
+# HST (meta-registers + bridges into a 4-stage side network; block norms; 72-wide head)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k dtd (natural) (47 classes).
 # Published figures: configs/hst/metafile.yml.
@@ -7,12 +7,13 @@ _base_ = ['../_base_/image/vit-b16_vtab-dtd.py']
 
 model = dict(
     # drop path: AFeng-x/HST@ee89571 train_scripts/vit/vtab/dtd/train_s4.sh, train.py
-    backbone=dict(petl=dict(_delete_=True, type='HST'),
+    backbone=dict(petl=dict(_delete_=True, type='HST', head='side'),
                   backbone=dict(drop_path_rate=0.0)),
     # label smoothing, head init: AFeng-x/HST@ee89571 train_scripts/vit/vtab/dtd/train_s4.sh,
     # train.py
     head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0),
-              init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)))
+              init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02),
+              in_channels=72))
 # augmentation: AFeng-x/HST@ee89571 train_scripts/vit/vtab/dtd/train_s4.sh, train.py
 train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
 # lr, weight decay, no decay on 1-D parameters, no decay on biases: AFeng-x/HST@ee89571

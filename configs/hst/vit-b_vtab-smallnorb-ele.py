@@ -1,4 +1,4 @@
-# HST (meta-registers + bridges into a 4-stage side network; block norms)
+# HST (meta-registers + bridges into a 4-stage side network; block norms; 72-wide head)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k smallnorb_ele (structured) (9 classes).
 # Published figures: configs/hst/metafile.yml.
@@ -7,10 +7,11 @@ _base_ = ['../_base_/image/vit-b16_vtab-smallnorb-ele.py']
 
 model = dict(
     # drop path: AFeng-x/HST@ee89571 train_scripts/vit/vtab/smallnorb_ele/train_s4.sh, train.py
-    backbone=dict(petl=dict(_delete_=True, type='HST'),
+    backbone=dict(petl=dict(_delete_=True, type='HST', head='side'),
                   backbone=dict(drop_path_rate=0.2)),
     # head init: AFeng-x/HST@ee89571 train_scripts/vit/vtab/smallnorb_ele/train_s4.sh, train.py
-    head=dict(init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)))
+    head=dict(init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02),
+              in_channels=72))
 # lr, weight decay, no decay on 1-D parameters, no decay on biases: AFeng-x/HST@ee89571
 # train_scripts/vit/vtab/smallnorb_ele/train_s4.sh, train.py
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.05),

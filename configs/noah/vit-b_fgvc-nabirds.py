@@ -1,4 +1,4 @@
-# NOAH (Adapter + LoRA + VPT-deep per layer; a fixed searched subnet)
+# NOAH (Adapter + LoRA + VPT-deep per layer; NOAH's searched subnet of the task)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # FGVC nabirds (555 classes).
 # Published figures: configs/noah/metafile.yml.

@@ -1,4 +1,4 @@
-# NOAH (Adapter + LoRA + VPT-deep per layer; a fixed searched subnet)
+# NOAH (Adapter + LoRA + VPT-deep per layer; NOAH's searched subnet of the task)
 # on ViT-B/16 (ImageNet-21K, Google .npz),
 # VTAB-1k eurosat (specialized) (10 classes).
 # Published figures: configs/noah/metafile.yml.
@@ -6,6 +6,12 @@
 _base_ = ['../_base_/image/vit-b16_vtab-eurosat.py']
 
 model = dict(
+    # vpt, lora, adapter for this task: ZhangYuanhan-AI/NOAH@e9c55f3
+    # experiments/NOAH/subnet/VTAB/ViT-B_prompt_eurosat.yaml
+    backbone=dict(petl=dict(_delete_=True, type='NOAH',
+                            vpt=[10, 10, 10, 10, 10, 1, 5, 5, 10, 10, 5, 10],
+                            lora=[10, 1, 10, 10, 1, 5, 10, 1, 1, 1, 10, 1],
+                            adapter=[10, 10, 5, 1, 10, 1, 10, 5, 10, 1, 10, 10])),
     # label smoothing: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
     # supernet_train_prompt.py
     head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))

@@ -6,6 +6,7 @@
 _base_ = ['../_base_/image/vit-b16_fgvc-flowers.py']
 
 model = dict(
+    backbone=dict(petl=dict(_delete_=True, type='SSF')),
     # label smoothing, batch augments, head init: dongzelian/SSF@e94e0e7
     # train_scripts/vit/fgvc/oxford_flowers/train_ssf.sh, train.py
     head=dict(loss=dict(_delete_=True, type='LabelSmoothLoss', label_smooth_val=0.1,

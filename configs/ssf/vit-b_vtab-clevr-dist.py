@@ -6,6 +6,7 @@
 _base_ = ['../_base_/image/vit-b16_vtab-clevr-dist.py']
 
 model = dict(
+    backbone=dict(petl=dict(_delete_=True, type='SSF')),
     # batch augments, head init: dongzelian/SSF@e94e0e7
     # train_scripts/vit/vtab/clevr_dist/train_ssf.sh, train.py
     head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0,

@@ -113,6 +113,9 @@ def render_leaf(matrix: Matrix, variant: Variant, backbone: Backbone, dataset: D
     """The source of ``configs/<folder>/<backbone>_<dataset>.py``: the method and its recipe."""
     entry = matrix.backbone(variant, dataset) if matrix.backbone else None
     recipe = matrix.recipe(variant, dataset) if matrix.recipe else []
+    if 'head=dict(' not in (entry or '') and variant.head:  # else the matrix wrote it
+        entry = (entry or f'    backbone=dict(petl={variant.petl_source})') + \
+            f',\n    head=dict({", ".join(f"{k}={v!r}" for k, v in variant.head.items())})'
     model = [f'model = dict(\n{entry})'] if entry else \
         [f'model = dict(backbone=dict(petl={variant.petl_source}))']
     return '\n'.join([

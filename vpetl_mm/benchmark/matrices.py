@@ -71,7 +71,7 @@ def _image_recipe(variant: Variant, dataset: Dataset) -> List[str]:
 
 def _image_backbone(variant: Variant, dataset: Dataset) -> Optional[str]:
     """The leaf's `model` entries: per-task method arguments, drop path, head, batch augments."""
-    return image_leaf_recipe(variant.folder, dataset.key, variant.petl_source)[0]
+    return image_leaf_recipe(variant.folder, dataset.key, variant.petl_source, variant.head)[0]
 
 
 def _image_published(variant: Variant, backbone: Backbone) -> Optional[Published]:

@@ -211,9 +211,105 @@ VPT_DEEP = PerTaskTable(
         'vtab-dmlab': dict(length=100),
     })
 
+# -- architecture: per-task sizes the methods' searches chose ---------------------------------
+# NOAH: the subnet its search found for each VTAB-1k task (the retrain step's RETRAIN widths per
+# layer: visual prompt length, LoRA rank, adapter width; PREFIX_DIM is 0 everywhere). Counts on
+# ViT-B/16 from 287,278 (SUN397) to 431,686 (SVHN); NOAH publishes no FGVC subnets.
+NOAH = PerTaskTable(
+    Source('ZhangYuanhan-AI/NOAH', 'e9c55f360be4f7f1133a08bf84f86f0309e98f8c',
+           'experiments/NOAH/subnet/VTAB/ViT-B_prompt_<task>.yaml'),
+    {
+        'vtab-cifar100': dict(
+            vpt=[10, 5, 10, 1, 5, 1, 10, 1, 10, 5, 1, 10],
+            lora=[10, 1, 5, 5, 1, 10, 1, 1, 1, 10, 1, 1],
+            adapter=[5, 10, 10, 10, 5, 1, 1, 1, 10, 10, 10, 1]),
+        'vtab-caltech101': dict(
+            vpt=[5, 10, 1, 5, 10, 1, 10, 1, 10, 1, 10, 1],
+            lora=[1, 10, 10, 10, 5, 10, 10, 10, 5, 1, 10, 1],
+            adapter=[10, 1, 5, 10, 10, 1, 5, 5, 10, 1, 5, 10]),
+        'vtab-dtd': dict(
+            vpt=[10, 5, 1, 1, 5, 10, 5, 1, 1, 5, 1, 1],
+            lora=[10, 5, 1, 1, 5, 10, 5, 1, 1, 5, 1, 1],
+            adapter=[1, 1, 1, 10, 1, 1, 10, 10, 10, 10, 10, 1]),
+        'vtab-flowers102': dict(
+            vpt=[10, 10, 5, 5, 1, 10, 1, 5, 10, 1, 5, 10],
+            lora=[10, 10, 5, 5, 1, 10, 1, 5, 10, 1, 5, 10],
+            adapter=[5, 1, 5, 5, 1, 1, 10, 5, 5, 10, 5, 10]),
+        'vtab-pets': dict(
+            vpt=[10, 5, 5, 10, 1, 10, 10, 10, 10, 5, 10, 10],
+            lora=[10, 1, 1, 10, 5, 1, 1, 5, 10, 10, 1, 10],
+            adapter=[1, 5, 5, 5, 5, 10, 1, 5, 10, 1, 1, 5]),
+        'vtab-svhn': dict(
+            vpt=[10, 5, 5, 10, 5, 5, 5, 5, 5, 5, 5, 5],
+            lora=[5, 5, 5, 10, 5, 5, 5, 10, 10, 10, 10, 5],
+            adapter=[5, 5, 5, 5, 5, 10, 5, 10, 5, 5, 5, 5]),
+        'vtab-sun397': dict(
+            vpt=[5, 1, 10, 5, 5, 10, 1, 5, 1, 1, 1, 1],
+            lora=[10, 10, 5, 5, 1, 1, 10, 1, 1, 1, 1, 10],
+            adapter=[10, 5, 1, 1, 1, 10, 5, 5, 1, 1, 5, 1]),
+        'vtab-pcam': dict(
+            vpt=[10, 10, 5, 10, 1, 10, 10, 10, 5, 1, 5, 5],
+            lora=[10, 10, 1, 10, 1, 1, 5, 5, 5, 1, 5, 5],
+            adapter=[5, 1, 10, 5, 5, 1, 1, 10, 1, 5, 1, 5]),
+        'vtab-eurosat': dict(
+            vpt=[10, 10, 10, 10, 10, 1, 5, 5, 10, 10, 5, 10],
+            lora=[10, 1, 10, 10, 1, 5, 10, 1, 1, 1, 10, 1],
+            adapter=[10, 10, 5, 1, 10, 1, 10, 5, 10, 1, 10, 10]),
+        'vtab-resisc45': dict(
+            vpt=[5, 5, 10, 1, 5, 1, 5, 10, 1, 1, 5, 1],
+            lora=[10, 10, 5, 5, 5, 10, 10, 10, 1, 5, 1, 5],
+            adapter=[5, 5, 5, 1, 5, 1, 10, 5, 5, 1, 5, 5]),
+        'vtab-retinopathy': dict(
+            vpt=[10, 1, 5, 10, 1, 5, 5, 10, 5, 10, 5, 5],
+            lora=[1, 1, 10, 5, 5, 10, 1, 10, 10, 5, 10, 1],
+            adapter=[1, 1, 5, 5, 10, 10, 10, 5, 1, 10, 10, 1]),
+        'vtab-clevr-count': dict(
+            vpt=[10, 1, 5, 10, 5, 1, 10, 5, 5, 5, 10, 1],
+            lora=[1, 1, 10, 5, 10, 10, 10, 1, 5, 1, 10, 1],
+            adapter=[1, 10, 10, 10, 10, 1, 5, 10, 10, 10, 1, 1]),
+        'vtab-clevr-dist': dict(
+            vpt=[10, 1, 1, 10, 5, 10, 5, 1, 5, 10, 5, 5],
+            lora=[5, 1, 10, 5, 10, 10, 1, 1, 5, 10, 1, 10],
+            adapter=[1, 1, 1, 10, 1, 1, 1, 10, 5, 1, 10, 10]),
+        'vtab-dmlab': dict(
+            vpt=[1, 10, 5, 1, 10, 10, 5, 10, 10, 1, 1, 1],
+            lora=[10, 5, 1, 5, 10, 10, 5, 5, 5, 10, 10, 1],
+            adapter=[5, 1, 5, 1, 5, 1, 5, 5, 5, 10, 10, 10]),
+        'vtab-kitti': dict(
+            vpt=[1, 5, 10, 1, 10, 5, 1, 1, 1, 5, 5, 5],
+            lora=[5, 10, 10, 10, 1, 10, 5, 5, 10, 5, 10, 1],
+            adapter=[5, 1, 10, 10, 1, 10, 1, 1, 5, 10, 5, 5]),
+        'vtab-dsprites-loc': dict(
+            vpt=[5, 10, 1, 10, 10, 5, 5, 1, 5, 5, 10, 1],
+            lora=[1, 1, 1, 1, 10, 10, 1, 10, 5, 1, 5, 10],
+            adapter=[1, 1, 1, 10, 1, 1, 10, 10, 10, 10, 10, 1]),
+        'vtab-dsprites-ori': dict(
+            vpt=[5, 5, 1, 1, 10, 5, 1, 10, 10, 10, 10, 10],
+            lora=[1, 10, 1, 10, 1, 5, 10, 10, 5, 5, 1, 5],
+            adapter=[1, 10, 10, 10, 10, 1, 5, 10, 10, 10, 1, 1]),
+        'vtab-smallnorb-azi': dict(
+            vpt=[1, 10, 1, 10, 1, 5, 10, 10, 1, 10, 10, 5],
+            lora=[10, 5, 1, 5, 1, 1, 5, 5, 10, 1, 1, 10],
+            adapter=[5, 1, 1, 1, 5, 5, 1, 10, 1, 1, 5, 1]),
+        'vtab-smallnorb-ele': dict(
+            vpt=[10, 1, 1, 1, 1, 5, 10, 10, 10, 10, 1, 10],
+            lora=[10, 1, 1, 1, 5, 5, 10, 5, 1, 10, 1, 1],
+            adapter=[1, 1, 1, 10, 1, 1, 10, 10, 10, 10, 10, 1]),
+    },
+    tasks={
+        'vtab-cifar100': 'cifar100', 'vtab-caltech101': 'caltech101', 'vtab-dtd': 'dtd',
+        'vtab-flowers102': 'oxford_flowers102', 'vtab-pets': 'oxford_pet', 'vtab-svhn': 'svhn',
+        'vtab-sun397': 'sun397', 'vtab-pcam': 'patch_camelyon', 'vtab-eurosat': 'eurosat',
+        'vtab-resisc45': 'resisc45', 'vtab-retinopathy': 'diabetic_retinopathy',
+        'vtab-clevr-count': 'clevr_count', 'vtab-clevr-dist': 'clevr_dist', 'vtab-dmlab': 'dmlab',
+        'vtab-kitti': 'kitti', 'vtab-dsprites-loc': 'dsprites_loc',
+        'vtab-dsprites-ori': 'dsprites_ori', 'vtab-smallnorb-azi': 'smallnorb_azi',
+        'vtab-smallnorb-ele': 'smallnorb_ele',
+    })
+
 # method folder (configs/<folder>/) -> its table
 PER_TASK: Dict[str, PerTaskTable] = dict(
-    hydra=HYDRA, repadapter=REPADAPTER, fact=FACT, gps=GPS, vpt_deep=VPT_DEEP)
+    hydra=HYDRA, repadapter=REPADAPTER, fact=FACT, gps=GPS, vpt_deep=VPT_DEEP, noah=NOAH)
 
 
 def split(values: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:

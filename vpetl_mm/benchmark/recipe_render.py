@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..datasets import FGVC_DATASETS, VTAB_DATASETS
 from .configgen import comment
-from .pertask import lookup, with_overrides
+from .pertask import lookup, petl_kwargs, with_overrides
 from .recipe_resolve import Resolved, resolve
 
 _NAMES = dict(lr='lr', weight_decay='weight decay', batch_size='batch size',
@@ -109,31 +109,50 @@ def _cited(recipe: Resolved, keys: List[str], indent: str = '') -> List[str]:
 
 
 def _model(recipe: Resolved, diff: Dict[str, Any], petl: str, method: Optional[tuple],
-           ) -> Optional[str]:
-    """The leaf's ``model`` entries: backbone (method arguments, drop path), head, train_cfg."""
-    parts, pad = [], ' ' * 4
-    if method or 'drop_path_rate' in diff:
-        names = list(method[0]) if method else []
-        lines = comment(f"{', '.join(names)} for this task: {method[2]}", pad) if names else []
-        if 'drop_path_rate' in diff:
-            lines += _cited(recipe, ['drop_path_rate'], pad)
-        entry = f'{pad}backbone=dict(petl={with_overrides(petl, method[0]) if method else petl}'
-        if 'drop_path_rate' in diff:
-            entry += f",\n{' ' * 18}backbone=dict(drop_path_rate={diff['drop_path_rate']!r})"
-        parts.append('\n'.join(lines + [entry + ')']))
+           head_args: Dict[str, Any]) -> Optional[str]:
+    """The leaf's ``model`` entries: backbone (method arguments, drop path), head, train_cfg;
+    None where the petl dict is all (the leaf then writes it alone). The backbone entry is
+    always written with the others: a leaf's ``model`` without it would run the base's method."""
+    pad = ' ' * 4
+    names = list(method[0]) if method else []
+    lines = comment(f"{', '.join(names)} for this task: {method[2]}", pad) if names else []
+    if 'drop_path_rate' in diff:
+        lines += _cited(recipe, ['drop_path_rate'], pad)
+    entry = _packed(f'{pad}backbone=dict(petl=', with_overrides(petl, method[0]) if method else petl)
+    if 'drop_path_rate' in diff:
+        entry += f",\n{' ' * 18}backbone=dict(drop_path_rate={diff['drop_path_rate']!r})"
+    parts = ['\n'.join(lines + [entry + ')'])]
+    own = bool(method or 'drop_path_rate' in diff)  # the backbone entry says more than petl
     head = [k for k in ('label_smoothing', 'batch_augments', 'head_init') if k in diff]
-    if head:
+    if head or head_args:
         fields = []
         if 'label_smoothing' in diff or 'batch_augments' in diff:
             fields.append(f'loss={_loss(recipe.values, 24)}')
         if 'head_init' in diff:
             fields.append(f"init_cfg={_HEAD_INITS[diff['head_init']]}")
-        parts.append('\n'.join(_cited(recipe, head, pad) + [
+        fields += [f'{k}={v!r}' for k, v in head_args.items()]  # one head dict, not two
+        parts.append('\n'.join((_cited(recipe, head, pad) if head else []) + [
             f"{pad}head=dict({(',' + chr(10) + ' ' * 14).join(fields)})"]))
     if diff.get('batch_augments'):
         augments = ', '.join(_BATCH_AUGMENTS[name] for name in diff['batch_augments'])
         parts.append(f'{pad}train_cfg=dict(augments=[{augments}])')
-    return ',\n'.join(parts) if parts else None
+    return ',\n'.join(parts) if own or len(parts) > 1 else None
+
+
+def _packed(head: str, petl: str, width: int = 100) -> str:
+    """``head + petl`` (a ``dict(...)`` source), its keywords packed into lines of at most
+    ``width`` characters (one value per line where they are long: NOAH's per-layer widths)."""
+    if len(head + petl) + 2 <= width:
+        return head + petl
+    pad = ' ' * (len(head) + len('dict('))
+    lines, line = [], f'{head}dict('
+    for part in (f'{k}={v!r}' for k, v in petl_kwargs(petl).items()):
+        if line.strip() and not line.endswith('(') and len(line) + len(part) + 4 > width:
+            lines.append(line + ',')
+            line = pad + part
+        else:
+            line += part if line.endswith('(') else f', {part}'
+    return '\n'.join(lines + [line + ')'])
 
 
 def _optim(recipe: Resolved, diff: Dict[str, Any]) -> List[str]:
@@ -151,7 +170,8 @@ def _optim(recipe: Resolved, diff: Dict[str, Any]) -> List[str]:
     return _cited(recipe, keys) + [text + ')']
 
 
-def image_leaf_recipe(folder: str, dataset: str, petl: str
+def image_leaf_recipe(folder: str, dataset: str, petl: str,
+                      head_args: Optional[Dict[str, Any]] = None,
                       ) -> Tuple[Optional[str], List[str]]:
     """A leaf's ``model`` entries (None: only the petl dict) and its lines after ``model``.
 
@@ -183,4 +203,4 @@ def image_leaf_recipe(folder: str, dataset: str, petl: str
     if 'normalisation' in diff:
         lines += _cited(recipe, ['normalisation']) + \
             [f"data_preprocessor = dict(norm={diff['normalisation']!r})"]
-    return _model(recipe, diff, petl, method), lines
+    return _model(recipe, diff, petl, method, head_args or {}), lines

@@ -49,6 +49,8 @@ class Variant:
         demo: Its name in the digits demo's table; empty: not in the demo.
         demo_config: Whether its demo config (``configs/demo/vit-tiny_digits5-9_<folder>.py``)
             is written by hand (tuned for the tiny ViT) rather than generated.
+        head: Keyword arguments of the model's head, e.g. the head's input width where the
+            method hands the head its own feature (HST).
 
     Examples:
         >>> Variant('vpt_deep', 'VPT-deep', 'VPT', dict(deep=True)).petl_source
@@ -63,6 +65,7 @@ class Variant:
     matrices: Optional[Tuple[str, ...]] = None
     demo: str = ''
     demo_config: bool = False
+    head: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def petl_source(self) -> str:
@@ -117,13 +120,16 @@ VARIANTS: Tuple[Variant, ...] = (
             matrices=_IMAGE, demo='LN-tune', demo_config=True),
     Variant('partial1', 'Partial-1 (the last block)', 'Partial', dict(k=1),
             published='Partial-1', matrices=_IMAGE, demo='Partial-1', demo_config=True),
-    Variant('adapter', 'Adapter (image defaults: bottleneck 8, after the MLP)', 'Adapter',
-            matrices=_IMAGE, demo='Adapter', demo_config=True),
-    Variant('lora', 'LoRA (image defaults: q and v, rank 8)', 'LoRA', matrices=_IMAGE,
-            demo='LoRA', demo_config=True),
+    # init='trunc_normal': what V-PETL's timm init_weights leaves on the new layers (the docs)
+    Variant('adapter', "Adapter (image defaults: bottleneck 8, after the MLP; V-PETL's init)",
+            'Adapter', dict(init='trunc_normal'), matrices=_IMAGE, demo='Adapter',
+            demo_config=True),
+    Variant('lora', "LoRA (image defaults: q and v, rank 8; V-PETL's init)", 'LoRA',
+            dict(init='trunc_normal'), matrices=_IMAGE, demo='LoRA', demo_config=True),
     Variant('lora', 'LoRA (video defaults: q and v, rank 16)', 'LoRA', matrices=_VIDEO),
-    Variant('adaptformer', 'AdaptFormer (image defaults: bottleneck 8)', 'AdaptFormer',
-            matrices=_IMAGE, demo='AdaptFormer', demo_config=True),
+    Variant('adaptformer', "AdaptFormer (image defaults: bottleneck 8, input LayerNorm; "
+            "V-PETL's init)", 'AdaptFormer', dict(init='trunc_normal'), matrices=_IMAGE,
+            demo='AdaptFormer', demo_config=True),
     Variant('adaptformer', 'AdaptFormer (video defaults: bottleneck 64, scale 0.1)',
             'AdaptFormer', matrices=_VIDEO),
     Variant('ssf', 'SSF (scale and shift after every operation, mergeable)', 'SSF',
@@ -139,8 +145,9 @@ VARIANTS: Tuple[Variant, ...] = (
     Variant('vpt_deep', "VPT-deep (P prompts per layer: 50, or VPT's own P for the task; "
             'prompt dropout 0.1)', 'VPT', dict(length=50, deep=True, dropout=0.1),
             published='VPT-Deep', matrices=_IMAGE, demo='VPT-deep', demo_config=True),
-    Variant('dtl', 'DTL (rank-2 side path from every block, swish-gated into blocks 6-11)',
-            'DTL', matrices=_IMAGE, demo='DTL', demo_config=True),
+    Variant('dtl', 'DTL (rank-2 side path, swish-gated into blocks 6-11; head: normed mean '
+            'patch)', 'DTL', dict(pool='mean'), matrices=_IMAGE,
+            demo='DTL', demo_config=True),
     # selection passes: PETLCalibrationHook (the setting bases declare it; GPS sets its views)
     Variant('sct', 'SCT (96 salient channels per block from a calibration pass)', 'SCT',
             matrices=_IMAGE, demo='SCT', demo_config=True),
@@ -155,16 +162,18 @@ VARIANTS: Tuple[Variant, ...] = (
             demo_config=True),
     Variant('snf', 'SNF (affine + 6 planar layers on both shortcuts of every block)', 'SNF',
             matrices=_IMAGE, demo='SNF', demo_config=True),
-    # a fixed subnet (NOAH's searched VTAB SVHN one); tools/noah_search.py finds one per task
-    Variant('noah', 'NOAH (Adapter + LoRA + VPT-deep per layer; a fixed searched subnet)',
-            'NOAH', matrices=_IMAGE, demo='NOAH', demo_config=True),
+    # NOAH's searched subnet of each VTAB-1k task (pertask.py); FGVC: its SVHN one (default)
+    Variant('noah', "NOAH (Adapter + LoRA + VPT-deep per layer; NOAH's searched subnet of the "
+            'task)', 'NOAH', matrices=_IMAGE, demo='NOAH', demo_config=True),
     # side networks (docs/image.md): LST and LAST run the backbone without autograd
     Variant('lst', 'LST (pruned ladder side transformer, width D/8, no-grad backbone)', 'LST',
             matrices=_IMAGE, demo='LST', demo_config=True),
     Variant('last', 'LAST (rank-32 low-rank self-attention side blocks, no-grad backbone)',
             'LAST', matrices=_IMAGE, demo='LAST', demo_config=True),
-    Variant('hst', 'HST (meta-registers + bridges into a 4-stage side network; block norms)',
-            'HST', matrices=_IMAGE, demo='HST', demo_config=True),
+    Variant('hst', 'HST (meta-registers + bridges into a 4-stage side network; block norms; '
+            '72-wide head)', 'HST', dict(head='side'),
+            matrices=_IMAGE, demo='HST', demo_config=True,
+            head=dict(in_channels=72)),
     # the dense benchmark's own methods: hand-written configs only (docs/dense.md)
     Variant('lorand', 'LoRand (low-rank-synthesised adapters)', 'LoRand', matrices=_NONE,
             demo='LoRand', demo_config=True),

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
-from .base import BasePETLMethod
+from .adapter import InitOption
 from .layers import Bottleneck
 
 
@@ -31,16 +31,19 @@ class AdaptFormerAdapter(Bottleneck):
 
 
 @PETL_METHODS.register_module()
-class AdaptFormer(BasePETLMethod):
+class AdaptFormer(InitOption):
     """Parallel adapter: ``x + MLP(LN2(x)) + s * up(act(down(LN_a(x))))`` in every block.
 
     Parameters per block: ``2*C*m + m + C`` (+ ``2C`` with ``layer_norm=True``).
 
     Defaults by task family (published counts, head excluded):
 
-    * image: m = 8, ReLU, dropout 0.1, s = 1, no LayerNorm: ViT-B/16 156,768 (published
-      0.16M). The V-PETL code adds a trainable LayerNorm (``layer_norm=True``), which makes
-      175,200; the published figure matches the count without it.
+    * image (V-PETL): m = 8, ReLU, dropout 0.1, s = 1 and a trainable LayerNorm on the adapter
+      input (V-PETL's ``adapter_layernorm_option="in"``, its default:
+      synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad,
+      ``ImageClassification/models/vision_transformer_adaptformer.py``): ViT-B/16 175,200.
+      The published 0.16M is the count without the LayerNorm (156,768, ``layer_norm=False``);
+      the code that produced the accuracies trains the LayerNorm too (docs/image.md).
     * video: m = 64, ReLU, s = 0.1, no dropout: ViT-B ``12*(2*768*64+64+768)`` = 1,189,632
       (1.19M); Video Swin-B 1.55M (published 1.56M).
     * dense (Mona repo): m = 64, GELU, dropout 0.1, s = 0.1, one per block: 1,553,664 on
@@ -53,6 +56,12 @@ class AdaptFormer(BasePETLMethod):
     input (already normalised) and adds the branch to the MLP output, as the V-PETL Video Swin
     code (its default on ``mmaction.SwinTransformer3D``). Both have the same parameters.
 
+    Init (``init``): ``'zero'`` (default, AdaptFormer's own LoRA-style init: zero
+    up-projection, identity at step 0) or ``'trunc_normal'``: both projections trunc-normal(0.02),
+    zero biases, which is what V-PETL's timm ``init_weights`` and the Mona repo's Swin init leave
+    on them (:func:`~vpetl_mm.methods.adapter.trunc_normal_linears`); the image benchmark
+    configs use it. Such an instance's ``ZERO_INIT`` is False.
+
     Args:
         bottleneck: Hidden width m.
         scale: Fixed scale s of the branch.
@@ -60,13 +69,15 @@ class AdaptFormer(BasePETLMethod):
         dropout: Dropout after the activation.
         layer_norm: Add a trainable LayerNorm on the adapter input.
         input: ``'residual'`` or ``'mlp'`` (see above).
+        init: ``'zero'`` or ``'trunc_normal'`` (see above).
 
     Examples:
         >>> petl = dict(type='AdaptFormer', bottleneck=64, scale=0.1)
     """
     DEFAULTS = dict(bottleneck=8, scale=1., act='relu', dropout=0.1, layer_norm=False,
-                    input='residual')
+                    input='residual', init='zero')
     FAMILY_DEFAULTS = dict(
+        image=dict(layer_norm=True),
         video=dict(bottleneck=64, scale=0.1, dropout=0.),
         dense=dict(bottleneck=64, scale=0.1, act='gelu', dropout=0.1))
     PROFILE_DEFAULTS = {'mmaction.SwinTransformer3D': dict(input='mlp'),
@@ -90,3 +101,4 @@ class AdaptFormer(BasePETLMethod):
             else:
                 self.hook(anatomy.site(block, 'norm2'), adapter.capture, pre=True)
                 self.hook(block.module, adapter.add)
+        self.apply_init()  # built zero-up: the reference's init where asked

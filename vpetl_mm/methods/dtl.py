@@ -3,9 +3,15 @@
 Before each chosen block ``l`` the side path accumulates ``r += B_l A_l x_l`` from the block's
 input; after each chosen later block it adds ``swish_beta(r) = r * sigmoid(beta * r)`` to the
 backbone stream. The backbone's own weights are never touched and nothing is merged.
+
+DTL's head reads ``norm(mean(patch tokens))``: the mean of the last block's patch tokens, then
+the pretrained final norm (heekhero/DTL@bf6c51e, ``models/vision_transformer.py``, the end of
+``forward``). ``pool='mean'`` reproduces it on the mmpretrain ViT (the benchmark configs use it);
+the default ``pool='host'`` keeps the host's own output (the CLS token), so the method alone is
+an identity at step 0 and runs on every sequence backbone.
 """
 from functools import partial
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -13,6 +19,7 @@ import torch.nn as nn
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
 from .base import BasePETLMethod
+from .side import host_out_type
 
 
 class SidePath(nn.Module):
@@ -75,22 +82,38 @@ class DTL(BasePETLMethod):
     Defaults are DTL's ViT-B VTAB-1k scripts: rank 2, side layers before every block,
     added back after the second half (blocks 6-11 of 12; ``None`` = the second half of any
     depth), beta 100: ViT-B/16 12 * 2 * 768 * 2 = 36,864 parameters (published 0.04M).
-    DTL+'s depthwise fusion conv is not included. DTL classifies from the mean of the patch
-    tokens; the benchmark configs keep the host's output (the CLS token), like every method.
-    Zero-init: the up-projections start at zero, so ``r = 0`` and ``swish(0) = 0``.
+    DTL+'s depthwise fusion conv is not included. Zero-init (``pool='host'``): the
+    up-projections start at zero, so ``r = 0`` and ``swish(0) = 0``.
+
+    Pooling: DTL classifies from ``final_norm(mean(patch tokens of the last block))``
+    (heekhero/DTL@bf6c51e, ``models/vision_transformer.py``); ``pool='mean'`` replaces the
+    host's pooled ``(B, D)`` output by exactly that, with the host's own frozen final norm
+    (mmpretrain ViT with ``final_norm=True``, ``out_type`` ``'cls_token'`` or
+    ``'avg_featmap'``). The benchmark configs use it; an instance with ``pool='mean'`` is not
+    an identity at step 0 (its ``ZERO_INIT`` is False). ``pool='host'`` (default) keeps the
+    host's output.
 
     Args:
         rank: Rank r of each side layer.
         lora_before_blocks: Blocks whose input feeds the side path (``'0-11'``, a list).
         add_after_blocks: Blocks after which the gated path is added (``None``: second half).
         beta: Sharpness of the swish gate.
+        pool: ``'host'`` (the host's own output) or ``'mean'`` (DTL's head input, see above).
 
     Examples:
         >>> petl = dict(type='DTL', rank=2, lora_before_blocks='0-11', add_after_blocks='6-11')
+        >>> petl = dict(type='DTL', pool='mean')  # DTL's own head input (benchmark configs)
     """
-    DEFAULTS = dict(rank=2, lora_before_blocks=None, add_after_blocks=None, beta=100.)
+    DEFAULTS = dict(rank=2, lora_before_blocks=None, add_after_blocks=None, beta=100.,
+                    pool='host')
 
     TOKENS = ('sequence', )  # one residual of one width across blocks: plain ViTs
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # replacing the host's pooled output changes it at step 0: say so per instance
+        self.ZERO_INIT = self.pool == 'host'
+        self._tokens: Optional[torch.Tensor] = None
 
     def validate(self, anatomy: Anatomy) -> None:
         super().validate(anatomy)
@@ -100,6 +123,11 @@ class DTL(BasePETLMethod):
                              f'does (lora_before_blocks {before}).')
         if self.rank < 1:
             raise ValueError(f'DTL needs rank >= 1, got {self.rank}.')
+        if self.pool not in ('host', 'mean'):
+            raise ValueError(f"DTL pool={self.pool!r}: use 'host' (the host's output) or "
+                             "'mean' (DTL's norm of the mean patch token).")
+        if self.pool == 'mean':
+            _final_norm(anatomy)  # raises where the host has none to reuse
 
     def _blocks(self, depth: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
         """The blocks feeding the side path and those it is added after (defaults filled)."""
@@ -111,6 +139,8 @@ class DTL(BasePETLMethod):
     def plan(self, anatomy: Anatomy) -> None:
         super().plan(anatomy)
         self._before, self._after = self._blocks(len(anatomy.blocks))
+        if self.pool == 'mean':
+            self._norm, self._prefix = _final_norm(anatomy), anatomy.num_prefix_tokens()
 
     def inject(self, anatomy: Anatomy) -> None:
         side = SidePath(anatomy.blocks[0].dim, self.rank, len(self._before), self.beta)
@@ -119,3 +149,34 @@ class DTL(BasePETLMethod):
             self.hook(anatomy.blocks[index].module, partial(side.accumulate, slot), pre=True)
         for index in self._after:
             self.hook(anatomy.blocks[index].module, side.gate)
+        if self.pool == 'mean':
+            self.hook(anatomy.blocks[-1].module, self._read_tokens)
+
+    # bound methods, so deep copies (EMA models) rebind them to the copy
+    def _read_tokens(self, module: nn.Module, args, output: torch.Tensor) -> None:
+        self._tokens = output
+
+    def transform_output(self, output: Any) -> Any:
+        """``pool='mean'``: the host's pooled output becomes ``norm(mean(patch tokens))``."""
+        if self.pool == 'host':
+            return output
+        tokens, self._tokens = self._tokens, None
+        if tokens is None:
+            raise RuntimeError('DTL pool=\'mean\' saw no output of the last block: the host '
+                               'forward did not run every block.')
+        pooled = self._norm(tokens[:, self._prefix:].mean(dim=1))
+        feats = list(output) if isinstance(output, (tuple, list)) else [output]
+        feats[-1] = pooled.to(feats[-1].dtype)
+        return type(output)(feats) if isinstance(output, (tuple, list)) else feats[0]
+
+
+def _final_norm(anatomy: Anatomy) -> nn.Module:
+    """The host's final norm, for DTL's ``pool='mean'`` (mmpretrain ViT: ``ln1``)."""
+    root = anatomy._get(anatomy.backbone, anatomy.profile.root)
+    if host_out_type(anatomy) not in ('cls_token', 'avg_featmap') or not getattr(
+            root, 'final_norm', False):
+        raise ValueError("DTL pool='mean' replaces a pooled (B, C) output with the host's final "
+                         'norm of the mean patch token: it needs an mmpretrain ViT with '
+                         "final_norm=True and out_type 'cls_token' or 'avg_featmap'; use "
+                         "pool='host' on other backbones.")
+    return root.ln1

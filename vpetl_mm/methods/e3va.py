@@ -82,6 +82,19 @@ class E3VA(SideNetworkMethod):
       1,184,128 (published 1.20M), Swin-L 1,775,232 on RetinaNet's out_indices (1, 2, 3) and
       1,775,616 on UperNet's (published 1.79M).
 
+    The adapter structure, inferred: the paper (Yin et al., arXiv 2306.09729, abstract and the
+    Figure 2 caption; its method section was not readable here and no code is public) calls
+    the E3VA adapter a "dual low-rank" structure fed with "intermediate activations from
+    W/SW-MSA and MLP". We read "dual" as that pair: two parallel low-rank adapters per block,
+    one on the attention output and one on the MLP output, summed into the highway. A second
+    reading, each projection itself factorised (LoRand's ``P K Q`` synthesis by the same first
+    author), needs widths the available text does not give; with r fixed by the published
+    counts above (both within 1.3%), the plain rank-r pair is the structure those counts
+    imply. The attention read point is the host's attention module output, which in mmdet's
+    ``ShiftWindowMSA`` comes after its internal DropPath (the same at eval; in training the
+    adapter reads the dropped-path output, where the paper's figure shows the W/SW-MSA
+    output). See docs/dense.md.
+
     Args:
         rank: Width r of the low-rank adapters.
         act: Activation name.

@@ -7,6 +7,12 @@ reads backbone block ``j`` of the matching quarter: its patch tokens, bridged to
 (``T_s``: Linear ``D -> c_s``) and resized to the stage grid, are added to the side tokens, and
 its meta-register (bridged and normalised) with the bridged tokens' mean are the keys / values
 of the side block's cross-attention. The mean of the last stage's tokens is the side feature.
+
+HST's head reads that feature alone (AFeng-x/HST@661c02b, ``models/vit_hsn.py``, ``forward``:
+``head(fc_norm(side))``): ``head='side'`` hands it to the head in place of the host's output
+(the benchmark configs, whose head reads ``dims[-1]`` = 72 channels); the default
+``head='host'`` adds its projection to ``D`` to the host's output, so any head of width D keeps
+working.
 """
 import math
 from typing import List, Sequence, Tuple
@@ -81,7 +87,7 @@ class HierarchicalSideNetwork(nn.Module):
     """The meta tokens, the side stages and the projection of the side feature to ``D``."""
 
     def __init__(self, dim: int, depth: int, meta: int, channels: Sequence[int],
-                 heads: Sequence[int], mlp_ratio: float) -> None:
+                 heads: Sequence[int], mlp_ratio: float, project: bool = True) -> None:
         super().__init__()
         self.meta = nn.Parameter(torch.empty(depth, meta, dim))
         per = depth // len(channels)
@@ -89,7 +95,8 @@ class HierarchicalSideNetwork(nn.Module):
             SideStage(dim, 3 if s == 0 else channels[s - 1], c, h, per, mlp_ratio, s == 0)
             for s, (c, h) in enumerate(zip(channels, heads)))
         self.final_norm = nn.BatchNorm1d(channels[-1], affine=False, eps=1e-6)
-        self.up = nn.Linear(channels[-1], dim)
+        # the projection to D of head='host' (HST's own head reads the c_last-wide feature)
+        self.up = nn.Linear(channels[-1], dim) if project else nn.Identity()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -110,8 +117,9 @@ class HierarchicalSideNetwork(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
         self.final_norm.reset_running_stats()
-        nn.init.zeros_(self.up.weight)  # the side feature joins the head's input from zero
-        nn.init.zeros_(self.up.bias)
+        if isinstance(self.up, nn.Linear):  # the side feature joins the head's input from zero
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
 
     def forward(self, image: Tensor, registers: List[Tensor], maps: List[Tensor]) -> Tensor:
         """Side feature ``(B, D)`` from the image, the meta-registers ``(B, n, D)`` and the
@@ -143,23 +151,27 @@ class HierarchicalSideNetwork(nn.Module):
 class HST(SideNetworkMethod):
     """Hierarchical side-tuning: meta-registers + bridges into a multi-scale side network.
 
-    Follows HST's released classification code (``models/vit_hsn.py``): per block one meta
-    token (xavier) is inserted before the block and its output taken out after it (the host's
-    own code between blocks never sees it); four side stages of widths (32, 48, 64, 72), heads
-    (2, 4, 8, 12), three blocks each (one per backbone block of the matching quarter), MLP
-    ratio 4; the side feature is the BatchNorm (no affine) of the mean of the last stage (a
-    training batch of one uses the running statistics).
+    Follows HST's released classification code (AFeng-x/HST@661c02b, ``models/vit_hsn.py``): per
+    block one meta token (xavier) is inserted before the block and its output taken out after it
+    (the host's own code between blocks never sees it); four side stages of widths (32, 48, 64,
+    72), heads (2, 4, 8, 12), three blocks each (one per backbone block of the matching
+    quarter), MLP ratio 4; the side feature is the BatchNorm (no affine) of the mean of the last
+    stage (a training batch of one uses the running statistics).
 
     The backbone is *not* detached: HST's meta tokens train through the frozen blocks, and HST's
     code also trains every block's two LayerNorms (``tune_norms``), so backward runs through
     the backbone as for VPT-deep (``DETACHES_BACKBONE`` is False, the output changes at step
-    0). HST classifies from the side feature alone; the host's head here reads the host's
-    output (width D), so the side feature joins it through ``up: c_last -> D`` (zero-init),
-    added to every position of the last output.
+    0).
 
-    ViT-B/16: HST's own count, side network 727,976 + block norms 36,864 = 764,840 (2% below
-    the published 0.78M, which may count its 72-wide head), plus ``up`` 72 * 768 + 768 =
-    56,064: 820,904 (docs/image.md).
+    Head input (``head``): HST classifies from the side feature alone. ``head='side'`` (HST's,
+    the benchmark configs) replaces the host's last output by the ``(B, dims[-1])`` side
+    feature, so the head's ``in_channels`` must be ``dims[-1]`` (72). ``head='host'`` (default,
+    so that any head of the host's width D works) adds ``up(side)`` instead, ``up: c_last -> D``
+    zero-init, to every position of the last output.
+
+    ViT-B/16: HST's own count, side network 727,976 + block norms 36,864 = 764,840 with
+    ``head='side'`` (2% below the published 0.78M); ``head='host'`` adds ``up``
+    72 * 768 + 768 = 56,064: 820,904 (docs/image.md).
 
     Args:
         dims: Side stage widths (the depth must be divisible by their count).
@@ -167,12 +179,15 @@ class HST(SideNetworkMethod):
         mlp_ratio: Side MLP ratio.
         meta: Meta tokens per block.
         tune_norms: Train every block's norm1 / norm2 (HST's ``freeze_vit``).
+        head: ``'host'`` or ``'side'`` (what the head reads, see above).
 
     Examples:
         >>> petl = dict(type='HST', dims=(32, 48, 64, 72), heads=(2, 4, 8, 12))
+        >>> model = dict(backbone=dict(petl=dict(type='HST', head='side')),
+        ...              head=dict(in_channels=72))  # HST's own head input
     """
     DEFAULTS = dict(dims=(32, 48, 64, 72), heads=(2, 4, 8, 12), mlp_ratio=4., meta=1,
-                    tune_norms=True)
+                    tune_norms=True, head='host')
     SITES = ('norm1', 'norm2')
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer')
     TOKENS = ('sequence', )
@@ -191,11 +206,15 @@ class HST(SideNetworkMethod):
                              f'{len(dims)} side stages: give a number of dims dividing it.')
         if self.meta < 1:
             raise ValueError(f'HST needs meta >= 1, got {self.meta}.')
+        if self.head not in ('host', 'side'):
+            raise ValueError(f"HST head={self.head!r}: use 'host' (add the side feature to the "
+                             "host output) or 'side' (hand the head the side feature alone).")
 
     def inject(self, anatomy: Anatomy) -> None:
         dim, depth = anatomy.blocks[0].dim, len(anatomy.blocks)
         self.side = self.attach_root(anatomy, 'side', HierarchicalSideNetwork(
-            dim, depth, self.meta, tuple(self.dims), tuple(self.heads), self.mlp_ratio))
+            dim, depth, self.meta, tuple(self.dims), tuple(self.heads), self.mlp_ratio,
+            project=self.head == 'host'))
         self.grid = TokenGrid(anatomy, self.hook)
         self.hook(anatomy.backbone, self._read_image, pre=True)
         self.hook_blocks(anatomy, self._insert, self._take_out)
@@ -228,8 +247,17 @@ class HST(SideNetworkMethod):
         self.maps[index] = self.grid.split(output, index)[1]
         return output
 
+    def add_back(self, output, side: Tensor):
+        """``head='side'``: the side feature replaces the last output (HST's head input)."""
+        if self.head == 'host':
+            return super().add_back(output, side)
+        if not isinstance(output, (tuple, list)):
+            return side
+        return type(output)([*output[:-1], side])
+
     def side_forward(self) -> Tensor:
-        """The side feature ``(B, D)`` from the captured image, registers and patch maps."""
+        """The side feature (``(B, D)``; ``(B, dims[-1])`` with ``head='side'``) from the
+        captured image, registers and patch maps."""
         depth = self.side.meta.shape[0]
         if self.image is None or len(self.registers) < depth:
             raise RuntimeError('HST read the outputs of only '

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..models.anatomy import Anatomy
 from ..registry import PETL_METHODS
-from .base import BasePETLMethod
+from .adapter import InitOption
 
 _QKV = ('q', 'k', 'v')
 _LINEAR_SITES = ('qkv', 'proj', 'fc1', 'fc2')
@@ -81,7 +81,7 @@ class LoRALinear(nn.Module):
 
 
 @PETL_METHODS.register_module()
-class LoRA(BasePETLMethod):
+class LoRA(InitOption):
     """Low-rank adaptation of the attention and/or MLP linear layers.
 
     ``targets`` names abstract sites: ``'qkv.q'``, ``'qkv.k'``, ``'qkv.v'`` (one update per
@@ -96,16 +96,26 @@ class LoRA(BasePETLMethod):
       ``256 * sum(C over blocks)`` = 3,080,192 on Swin-B (published 3.03M, +1.7%).
     * video: q and v, rank 16, alpha 16: 770,048 on Video Swin-B (published 0.75M).
 
+    Init (``init``): ``'zero'`` (default, LoRA's and loralib's: kaiming-uniform A, zero B, so
+    the update starts at zero) or ``'trunc_normal'``: A and B trunc-normal(0.02), what V-PETL's
+    timm ``init_weights`` leaves on its ``linear_a_*`` / ``linear_b_*`` layers
+    (synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad,
+    ``ImageClassification/models/vision_transformer_lora.py``); the image benchmark configs use
+    it. Such an instance's ``ZERO_INIT`` is False. (The Mona repo's dense LoRA, loralib's
+    ``MergedLinear``, keeps A / B out of its Swin init: zero B, our default.)
+
     Args:
         rank: Rank r of each update.
         alpha: Scale numerator: the update is multiplied by ``alpha / rank``.
         dropout: Dropout on the update's input.
         targets: Abstract sites to adapt (see above).
+        init: ``'zero'`` or ``'trunc_normal'`` (see above).
 
     Examples:
         >>> petl = dict(type='LoRA', rank=8, alpha=8, targets=['qkv.q', 'qkv.v'])
+        >>> petl = dict(type='LoRA', init='trunc_normal')  # V-PETL's effective init
     """
-    DEFAULTS = dict(rank=8, alpha=8., dropout=0., targets=('qkv.q', 'qkv.v'))
+    DEFAULTS = dict(rank=8, alpha=8., dropout=0., targets=('qkv.q', 'qkv.v'), init='zero')
     FAMILY_DEFAULTS = dict(dense=dict(rank=64, alpha=1.), video=dict(rank=16, alpha=16.))
     PROFILE_DEFAULTS = {'mmpretrain.ConvNeXt': dict(targets=('fc1', 'fc2'))}  # no attention
     MERGEABLE = True
@@ -142,6 +152,14 @@ class LoRA(BasePETLMethod):
 
     def inject(self, anatomy: Anatomy) -> None:
         self.hook_linears(anatomy, self.slices, self._layer)
+        self.apply_init()  # built zero-B: the reference's init where asked
+
+    @torch.no_grad()
+    def reference_init(self) -> None:
+        """V-PETL's: A and B trunc-normal(0.02) (they are ``nn.Linear`` weights there)."""
+        for injection in self.injected:
+            for param in (injection.module.lora_A, injection.module.lora_B):
+                nn.init.trunc_normal_(param, std=.02)
 
     def _layer(self, base: nn.Linear, site: str) -> LoRALinear:
         slices = self.slices[site]

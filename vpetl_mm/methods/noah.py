@@ -151,10 +151,15 @@ class NOAH(BasePETLMethod):
     ViT-B/16: ``768 P + 3072 r + 1537 m + 768 [m > 0]`` per layer.
 
     The default subnet is NOAH's published search result for VTAB-1k SVHN: 431,686 on ViT-B/16
-    (published 0.43M, the VTAB average; docs/image.md). Dropout 0.1 on the prompts, the LoRA
-    input and after the adapter's activation (NOAH's defaults); GELU (NOAH: QuickGELU). LoRA B
-    and the adapter's up-projection start at zero; the prompts change the output from step 0
-    (not zero-init, as VPT), and only the LoRA part could be merged (not mergeable).
+    (published 0.43M). NOAH publishes one searched subnet per VTAB-1k task
+    (ZhangYuanhan-AI/NOAH@e9c55f3, ``experiments/NOAH/subnet/VTAB/ViT-B_prompt_<task>.yaml``);
+    the benchmark configs set each task's (``vpetl_mm/benchmark/pertask.py``: 287,278 on SUN397
+    to 431,686 on SVHN, mean 360,134; NOAH's own count adds the input prompts its first block
+    replaces, which averages 442,512: the published 0.43M; docs/image.md). FGVC, for which NOAH
+    publishes none, keeps this default. Dropout 0.1 on the prompts, the LoRA input and after the
+    adapter's activation (NOAH's defaults); GELU (NOAH: QuickGELU). LoRA B and the adapter's
+    up-projection start at zero; the prompts change the output from step 0 (not zero-init, as
+    VPT), and only the LoRA part could be merged (not mergeable).
 
     Supernet (``supernet=True``): every module is built at ``max(choices[kind])`` in every
     layer (NOAH builds 100 but only ever samples widths up to 10; the slices it uses start from

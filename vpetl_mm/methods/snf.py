@@ -193,15 +193,20 @@ class SNF(BasePETLMethod):
 
     Parameters per flow ``2C + K(2C + 1)``; per block two flows. Counts on ViT-B/16 (12 blocks,
     C = 768, head excluded): K = 0 (affine only) 36,864 = the paper's "0.036M"; the release's
-    default K = 16: 627,072; K = 5: 221,304; **K = 6 (our default): 258,192**. The V-PETL
-    Bench's 0.25M (both tables) is no uniform K: ``24 (1536 + 1537 K)`` jumps from 0.221M to
-    0.258M (+3.3%, the closest), and the bench publishes no SNF code or setting.
+    default K = 16 (``set_snf(..., flow_length=16)``, ``snf.py``): 627,072; K = 5: 221,304;
+    **K = 6 (our default): 258,192**. The V-PETL Bench's 0.25M (both tables) is no uniform K:
+    ``24 (1536 + 1537 K)`` jumps from 0.221M to 0.258M (+3.3%, the closest), and the bench
+    publishes no SNF code or setting (its SNF model file is a copy of its VPT one), so K = 6 is
+    the K nearest the published count, not a value read in a source (docs/image.md).
 
-    Zero-init: the affine map starts at the identity (the release) and the planar scales u at
-    0 (the release draws U(-0.01, 0.01); ``scale_init=0.01`` restores it), so the backbone
-    output is unchanged at step 0. Choices where the paper / release are silent or loose:
-    ``invertible=True`` projects u so that ``w . u >= -1 + 1e-3`` (the release does not
-    constrain u; the projection is inactive unless training crosses the bound); the release
+    Init: as the release (Wang-Yaoming/SNF@a6f85b1, ``flow.py``): the affine map starts at the
+    identity (mu = log_sigma = 0) and every planar layer's w, b and scale u are drawn from
+    U(-0.01, 0.01) (``scale_init=0.01``), so the output moves slightly at step 0 (such an
+    instance's ``ZERO_INIT`` is False). ``scale_init=0`` starts u at 0: then every flow is the
+    identity and the backbone output is unchanged at step 0. Choices where the paper / release
+    are silent or loose: ``invertible=True`` projects u so that ``w . u >= -1 + 1e-3`` (the
+    release does not constrain u; the projection is inactive unless training crosses the
+    bound); the release
     computes the affine log-determinant and discards it, so no log-det loss is added here.
 
     Not mergeable: the flow acts on the shortcut only while the branch reads the unflowed
@@ -211,17 +216,23 @@ class SNF(BasePETLMethod):
     Args:
         flow_length: Planar layers K after the affine map in each flow.
         shortcuts: The shortcuts that get a flow: ``('attn', 'mlp')`` (the release) or one.
-        scale_init: Half-width of the uniform init of the planar scales (0: identity).
+        scale_init: Half-width of the uniform init of the planar scales (the release's 0.01;
+            0: identity at step 0).
         invertible: Keep every planar layer invertible (see above).
 
     Examples:
         >>> petl = dict(type='SNF', flow_length=6)
         >>> petl = dict(type='SNF', flow_length=0)  # affine only: the paper's 0.036M
     """
-    DEFAULTS = dict(flow_length=6, shortcuts=SHORTCUTS, scale_init=0., invertible=True)
+    DEFAULTS = dict(flow_length=6, shortcuts=SHORTCUTS, scale_init=0.01, invertible=True)
     SITES = ('norm1', 'norm2')
     # the paper and its release define SNF on plain ViTs (timm, CLIP, EVA); no Swin setting
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer')
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # per instance (the contract reads it): the release's U(-0.01, 0.01) scales act at once
+        self.ZERO_INIT = not (self.scale_init and self.flow_length)
 
     def validate(self, anatomy: Anatomy) -> None:
         super().validate(anatomy)

@@ -29,20 +29,21 @@ class PromptTokens(nn.Module):
         dim: Token width D.
         dropout: Dropout on the prompts as they are inserted.
         prefix: Leading non-patch tokens the prompts follow.
+        bound: Half-width of the uniform init (default ``sqrt(6 / D)``, V-PETL's).
     """
 
-    def __init__(self, layers: int, length: int, dim: int, dropout: float, prefix: int) -> None:
+    def __init__(self, layers: int, length: int, dim: int, dropout: float, prefix: int,
+                 bound: Optional[float] = None) -> None:
         super().__init__()
         self.prompts = nn.Parameter(torch.empty(layers, length, dim))
+        self.bound = math.sqrt(6. / dim) if bound is None else bound
         self.dropout = nn.Dropout(dropout)
         self.prefix = prefix
         self._carry: Optional[torch.Tensor] = None  # shallow: prompt states between blocks
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # V-PETL's uniform(-sqrt(6 / D), sqrt(6 / D)); VPT's own code uses 6 / (3 * 16 * 16 + D)
-        bound = math.sqrt(6. / self.prompts.shape[-1])
-        nn.init.uniform_(self.prompts, -bound, bound)
+        nn.init.uniform_(self.prompts, -self.bound, self.bound)
 
     def batch(self, layer: int, like: torch.Tensor, count: Optional[int] = None) -> torch.Tensor:
         """The first ``count`` (default all) prompts of ``layer``, dropped out, as ``(B, P, D)``
@@ -77,21 +78,36 @@ class VPT(BasePETLMethod):
     layer's own prompts. The head reads the host's usual output (CLS or pooled patches): the
     prompts are never part of it. Parameters ``P * D`` (shallow) or ``L * P * D`` (deep).
 
-    Defaults reproduce V-PETL's VTAB-1k setting: shallow, P = 100, no prompt dropout:
-    ViT-B/16 100 * 768 = 76,800 (published 0.08M). VPT-deep's published 0.56M (VTAB) and
-    0.85M (FGVC) average per-task lengths chosen from {1, 5, 10, 50, 100, 200}; with its
-    prompt dropout 0.1 and P = 50 it has 12 * 50 * 768 = 460,800 (docs/image.md). Not
-    zero-init (prompts change attention from step 0), not mergeable (they add tokens).
+    Defaults reproduce V-PETL's VTAB-1k setting: shallow, P = 100, no prompt dropout: ViT-B/16
+    100 * 768 = 76,800 (published 0.08M). VPT-deep's published 0.56M (VTAB) and 0.85M (FGVC)
+    average per-task lengths chosen from {1, 5, 10, 50, 100, 200}; with its prompt dropout 0.1
+    and P = 50 it has 12 * 50 * 768 = 460,800 (docs/image.md). VPT keeps those lengths in a
+    spreadsheet linked from its README (KMnP/vpt@4410440, "Hyperparameters for experiments in
+    paper"), outside the repository; its ``configs/prompt/*.yaml`` set none
+    (``src/configs/config.py`` defaults ``NUM_TOKENS`` to 5) and its demo notebook gives three
+    VTAB tasks, which the benchmark's per-task table uses. The FGVC 0.85M implies a mean P of
+    about 92 (12 * 768 * 92 = 847,872); no readable source gives the five lengths, so FGVC keeps
+    P = 50. Not zero-init (prompts change attention from step 0), not mergeable (they add
+    tokens).
+
+    Init (``init``): prompts ~ U(-a, a) with ``'vpt'``: a = sqrt(6 / (3 p^2 + D)), VPT's
+    xavier-uniform bound from the patch size p and width D (KMnP/vpt@4410440,
+    ``src/models/vit_prompt/vit.py``: sqrt(6/1536) on ViT-B/16), or ``'vpetl'``:
+    a = sqrt(6 / D), V-PETL's VPT-shallow (synbol/Parameter-Efficient-Transfer-Learning-Benchmark
+    @c188fad, ``ImageClassification/models/vision_transformer_vptshallow.py``). Default
+    (``None``): ``'vpt'`` for VPT-deep (VPT's code produced its published figures), ``'vpetl'``
+    for VPT-shallow (V-PETL's).
 
     Args:
         length: Prompts per layer P.
         deep: One set of prompts per block (VPT-deep) instead of one at the input.
         dropout: Prompt dropout.
+        init: ``'vpt'``, ``'vpetl'`` or None (by ``deep``; see above).
 
     Examples:
         >>> petl = dict(type='VPT', length=50, deep=True, dropout=0.1)
     """
-    DEFAULTS = dict(length=100, deep=False, dropout=0.)
+    DEFAULTS = dict(length=100, deep=False, dropout=0., init=None)
     ZERO_INIT = False
 
     TOKENS = ('sequence', )  # prompts join a token sequence
@@ -102,10 +118,32 @@ class VPT(BasePETLMethod):
         if self.length < 1 or not 0 <= self.dropout < 1:
             raise ValueError(f'{self.name} needs length >= 1 and 0 <= dropout < 1, got '
                              f'length={self.length}, dropout={self.dropout}.')
+        if self.init not in (None, 'vpt', 'vpetl'):
+            raise ValueError(f"{self.name} init={self.init!r}: use 'vpt' (VPT's xavier bound "
+                             "from the patch size), 'vpetl' (sqrt(6 / D)) or None (by deep).")
+        if (self.init or ('vpt' if self.deep else 'vpetl')) == 'vpt':
+            patch_area(anatomy)  # raises where the host has no patch embedding to read
 
     def inject(self, anatomy: Anatomy) -> None:
         first = anatomy.blocks[0]
+        init = self.init or ('vpt' if self.deep else 'vpetl')
+        bound = math.sqrt(6. / (3 * patch_area(anatomy) + first.dim)) if init == 'vpt' else None
         tokens = PromptTokens(len(anatomy.blocks) if self.deep else 1, self.length, first.dim,
-                              self.dropout, anatomy.num_prefix_tokens())
+                              self.dropout, anatomy.num_prefix_tokens(), bound)
         self.attach(first, 'tokens', tokens)
         self.hook_blocks(anatomy, tokens.insert, tokens.strip)
+
+
+def patch_area(anatomy: Anatomy) -> int:
+    """Pixels per patch, ``p * p``, from the profile's patch-embedding conv (``grid``).
+
+    VPT's init bound reads the patch size (``reduce(mul, patch_size)``, KMnP/vpt@4410440,
+    ``src/models/vit_prompt/vit.py``); a 3-D (video) patch counts its spatial extent.
+    """
+    conv = anatomy._get(anatomy.backbone, anatomy.profile.grid) if anatomy.profile.grid else None
+    if not isinstance(conv, nn.modules.conv._ConvNd):
+        raise ValueError(f"VPT init='vpt' reads the patch size from the patch embedding, which "
+                         f'the {anatomy.profile.name!r} profile does not name (grid); use '
+                         "init='vpetl'.")
+    height, width = conv.kernel_size[-2:]
+    return height * width
