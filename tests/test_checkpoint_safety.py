@@ -252,3 +252,33 @@ def test_objects_outside_the_allow_list_are_refused(tmp_path):
     with pytest.raises(CheckpointError) as err:
         read_checkpoint(path)
     assert 'does not allow' in _one_line(err, path) and '_Payload' in str(err.value)
+
+
+class _Exploit:
+    """Unpickling it would call ``print``: weights-only loading must refuse it."""
+
+    def __reduce__(self):
+        return print, ('unpickled code ran', )
+
+
+@pytest.mark.parametrize('name,payload', [
+    ('stock.pth', dict(state_dict={'w': torch.ones(2)}, meta=dict(seed=np.int64(3)),
+                       message_hub=dict(log_scalars={'loss': HistoryBuffer([1.0], [1])}))),
+    ('exploit.pth', dict(state_dict={'w': torch.ones(2)}, meta=_Exploit()))])
+def test_remote_checkpoints_load_weights_only(tmp_path, monkeypatch, name, payload):
+    """mmengine's http / model-zoo schemes download through the weights-only loader (torch's
+    ``load_state_dict_from_url`` would unpickle anything): no network, the download is a copy."""
+    served = tmp_path / 'served.pth'
+    torch.save(payload, served)
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file',
+                        lambda url, dst, *a, **k: served.rename(dst))
+    url = f'https://download.example.invalid/zoo/{name}'
+    if name == 'exploit.pth':
+        with pytest.raises(CheckpointError) as err:
+            mmengine.runner.CheckpointLoader.load_checkpoint(url, map_location='cpu')
+        _one_line(err, name)
+        return
+    ckpt = mmengine.runner.CheckpointLoader.load_checkpoint(url, map_location='cpu')
+    assert ckpt['meta']['seed'] == 3 and torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+    assert (tmp_path / 'hub' / 'checkpoints' / name).is_file()  # torch hub's own cache path

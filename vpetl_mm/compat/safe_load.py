@@ -12,19 +12,25 @@ methods a ``HistoryBuffer`` pickles) is replaced by a version that resolves noth
 ``--resume``, ``init_cfg=Pretrained``) use :func:`load_checkpoint_file`, through mmengine's own
 ``CheckpointLoader.register_scheme`` extension point; importing vpetl_mm installs it, so every
 entry point whose config imports vpetl_mm (ours, the toolboxes' ``tools/train.py``, ``mim``)
-resumes stock checkpoints.
+resumes stock checkpoints. Remote files (``http(s)://``, and the ``open-mmlab://``,
+``mmcls://``, ``torchvision://`` model-zoo names that resolve to them) go through
+:func:`load_url_weights_only`: mmengine fetches them with ``torch.hub.load_state_dict_from_url``,
+whose ``weights_only`` defaults to False.
 """
 import contextlib
 import json
+import os
 import os.path as osp
 import pickle
 import zipfile
-from typing import Any, Iterator, List
+from typing import Any, Iterator, List, Optional
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import CheckpointLoader
+from mmengine.runner import checkpoint as mm_checkpoint
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -196,6 +202,24 @@ def load_from_local_weights_only(filename: str, map_location: Any) -> Any:
     return load_checkpoint_file(filename, map_location)
 
 
+def load_url_weights_only(url: str, model_dir: Optional[str] = None, map_location: Any = None,
+                          progress: bool = True, **_: Any) -> Any:
+    """mmengine's ``load_url`` (``torch.hub.load_state_dict_from_url``), loading weights-only.
+
+    Downloads to the same cache (``<torch hub dir>/checkpoints/<file name>``) unless the file
+    is there, then reads it with :func:`load_checkpoint_file`.
+
+    Examples:
+        >>> ckpt = load_url_weights_only('https://download.openmmlab.com/.../vit.pth')
+    """
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    cached = osp.join(model_dir, osp.basename(urlparse(url).path))
+    if not osp.isfile(cached):
+        torch.hub.download_url_to_file(url, cached, None, progress=progress)
+    return load_checkpoint_file(cached, map_location or 'cpu')
+
+
 def install_safe_checkpoint_loader() -> None:
     """Route mmengine's local checkpoint loads through :func:`load_checkpoint_file`.
 
@@ -204,3 +228,5 @@ def install_safe_checkpoint_loader() -> None:
     """
     if hasattr(torch.serialization, 'safe_globals'):  # older torch: keep mmengine's loader
         CheckpointLoader.register_scheme('', load_from_local_weights_only, force=True)
+        # every remote scheme of mmengine (http, model-zoo names) downloads through this name
+        mm_checkpoint.load_url = load_url_weights_only
