@@ -250,7 +250,9 @@ def test_shipped_settings_declare_the_hooks_tools_train_adds():
                                           'video/videomae-b.py', 'video/videoswin-b_ssv2.py')]
     paths += [osp.join(REPO, 'configs', 'examples', f)
               for f in sorted(os.listdir(osp.join(REPO, 'configs', 'examples')))]
-    paths += [osp.join(REPO, 'configs', 'gps', 'vit-b_vtab-dtd.py')]
+    paths += [osp.join(REPO, 'configs', 'demo', 'vit-tiny_digits5-9_lora.py'),
+              osp.join(REPO, 'configs', 'benchmark', 'swin-b_cls.py'),
+              osp.join(REPO, 'configs', 'gps', 'vit-b_vtab-dtd.py')]  # last: read below
     for path in paths:
         cfg = Config.fromfile(path, import_custom_modules=False)
         assert set(names) <= declared_hooks(cfg), path

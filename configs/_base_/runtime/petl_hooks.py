@@ -1,8 +1,9 @@
 # vpetl_mm's hooks, declared by the config so that every entry point that builds a Runner from
 # it runs them: our tools/train.py, each toolbox's own tools/train.py and tools/test.py (what
 # `mim train` / `mim test` run), or a script calling `Runner.from_cfg(cfg)`. Every setting base
-# under configs/_base_/{image,dense,video} and every example inherits this file next to its own
-# `custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)`, which registers them.
+# under configs/_base_/{image,dense,video}, the demo base and every example inherits this file
+# next to its own `custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)`,
+# which registers them.
 #
 # PETLCheckpointHook does not replace `default_hooks.checkpoint` (mmengine's CheckpointHook, which
 # decides when to save): it slims every checkpoint that hook writes to the trained tensors

@@ -4,7 +4,7 @@
 # Each method config inherits this file and sets petl=... and its learning rate (chosen per
 # method on the val split among a few values; the test split is only used for the report).
 # Paths are relative to the repository root (the demo runs the tools from there).
-_base_ = ['mmpretrain::_base_/default_runtime.py']
+_base_ = ['mmpretrain::_base_/default_runtime.py', '../../_base_/runtime/petl_hooks.py']
 custom_imports = dict(imports=['vpetl_mm'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
 
