@@ -4,7 +4,8 @@ Mona's five convolution kernels per module became two (one composed depthwise 7x
 ``W + I`` projection); these tests put the release's form back (the three convolutions and
 two skips written out) on the same model and compare outputs and every gradient, and check
 that checkpoints keep the release's keys and that the composed form really runs one
-convolution.
+convolution. LoRand applies its factors to the tokens instead of synthesising its weights;
+the synthesised form is checked the same way.
 """
 import pytest
 import torch
@@ -70,3 +71,27 @@ def test_mona_op_keeps_release_keys_and_runs_one_convolution_per_stage():
     assert counter.counts['aten.convolution'] == 2  # composed depthwise 7x7, then the 1x1
     a = (op.conv1(maps) + op.conv2(maps) + op.conv3(maps)) / 3. + maps
     torch.testing.assert_close(out, a + op.projector(a))
+
+
+def test_lorand_factored_forward_matches_synthesised_weights():
+    """LoRand applies its factors to the tokens; the paper synthesises W_down and W_up first:
+    same output and same gradient for every factor."""
+    from vpetl_mm.methods.lorand import LoRandModule
+    torch.manual_seed(0)
+    module = LoRandModule(dim=12, mid=6, branches=3, kernel=2)
+    h = torch.randn(2, 5, 12)
+
+    def synthesised():
+        down = torch.einsum('acb,abk,akm->cm', module.down_p, module.kernel, module.down_q)
+        up = torch.einsum('amb,abk,akc->mc', module.up_p, module.kernel, module.up_q)
+        return h + F.gelu(h @ down + module.down_bias) @ up + module.up_bias
+
+    results = []
+    for forward in (module, lambda x: synthesised()):
+        module.zero_grad()
+        out = forward(h)
+        out.pow(2).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in module.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    for grad, ref in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(grad, ref, rtol=1e-4, atol=1e-5)
