@@ -105,7 +105,6 @@ def build_case(case: Case, args: argparse.Namespace):
     model.to(args.device).train()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     if case.compiled:
-        torch._dynamo.reset()  # every model compiles afresh (one train_step code object)
         compile_train_step(model, args.backend)
     batch_size = args.batch_size if case.task == 'vit' else args.seg_batch_size
     return model, optim_wrapper, synthetic_batch(model, batch_size, size, args.device)
@@ -225,6 +224,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         outcome = row['status'] if 'status' in row else f'{row["ms"]:.1f} ms'
         mode = 'compiled' if case.compiled else 'eager'
         print(f'[gpu_check] {case.task} {case.variant} {mode}: {outcome}', flush=True)
+        # Free the case's model: dynamo's caches hold compiled models (and every model compiles
+        # afresh: they share one train_step code object, so its cache would fill up).
+        torch._dynamo.reset()
         gc.collect()
         if args.device.startswith('cuda'):
             torch.cuda.empty_cache()
