@@ -35,6 +35,10 @@ def compile_train_step(model, backend: str = 'inductor') -> None:
         >>> compile_train_step(model, backend='aot_eager')  # compiles at the first step
         >>> model.train_step(batch, optim_wrapper)
     """
+    # Every twin compiles the same code object (BaseModel.train_step) for another model; past
+    # dynamo's recompile limit (8) it would silently run eager. Benchmark processes only.
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, 64)
     model.train_step = torch.compile(model.train_step, backend=backend)
 
 
