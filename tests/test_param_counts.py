@@ -64,7 +64,7 @@ ROWS = [
     ('Swin-B', SWIN_B, 'LoRA', 3_080_192, 3.03),
     ('Swin-B', SWIN_B, 'AdaptFormer', 1_553_664, None),  # published 3.11M = Adapter's figure
     ('Swin-B', SWIN_B, 'Mona', 3_667_456, None),  # 133*C + 9,728 per module; table: 4.16M
-    ('Swin-B', SWIN_B, 'LoRand', 901_632, None),  # see LoRand's docstring; table: 1.20M
+    ('Swin-B', SWIN_B, 'LoRand', 901_632, None),  # 1.20M: mid_ratio=0.5 (test below)
     ('Swin-B', SWIN_B, 'E3VA', 1_184_128, 1.20),
     ('Swin-L', SWIN_L, 'Full', 194_997_780, 198.58),  # + norm0 = 194,998,164, the Mona log's
     ('Swin-L', SWIN_L, 'BitFit', 302_292, 0.30),
@@ -118,3 +118,9 @@ def test_prefix_folded_count_matches_published():
     method = build_petl(VIT_B, dict(type='PrefixTuning')).methods[0]
     assert method.num_folded_params() == 12 * 2 * 20 * 768 == 368_640
     assert abs(368_640 / 1e6 - 0.36) / 0.36 <= 0.03
+
+
+def test_lorand_width_proportional_bottleneck_gives_swin_b_published_count():
+    """COCO Swin-B's 1.20M: m = C / 2 per adapter (LoRand's docstring derives it)."""
+    count = build_petl(SWIN_B, dict(type='LoRand', mid_ratio=0.5)).num_trainable()
+    assert count == 1_197_312 and round(count / 1e6, 2) == 1.20

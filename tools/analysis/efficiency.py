@@ -13,6 +13,10 @@ caches and peak counters never leak between variants: no weights loaded, the con
 * ``interleaved``: the training time of all variants built in one process, one step of each in
   turn (``--rounds`` x ``--iters`` steps): the tight comparison of close variants on a shared
   CPU; the time targets use it where it ran. No memory figures.
+* ``--compile`` adds ``<variant>+compile`` for every variant: its ``train_step`` under
+  ``torch.compile`` (as mmengine's ``compile=True`` does), measured in the same run, so the
+  interleaved table compares compiled and eager steps under the same load (column
+  ``Compiled / eager``). ``--compile-backend aot_eager`` skips inductor's C++ build.
 * ``--peers`` adds ``vpetl_mm-LoRA``, ``peft-LoRA`` and ``mmpretrain-LoRAModel``: the same
   rank-8 LoRA on every fused qkv (``vpetl_mm/benchmark/efficiency/peers.py``; peft is the
   benchmark-only extra ``pip install -e '.[benchmark]'``).
@@ -28,6 +32,8 @@ Examples:
         --methods Full Frozen --peers --batch-size 8 --img-size 224 --repeats 3
     $ python tools/analysis/efficiency.py configs/full/vit-b_vtab-cifar100.py \
         --methods VPT VPT:length=10,deep=True --img-size 224   # method arguments
+    $ python tools/analysis/efficiency.py configs/full/vit-b_vtab-cifar100.py --methods LoRA \
+        --phases interleaved --compile --batch-size 1 --img-size 64   # compiled / eager
 """
 import argparse
 import json
@@ -60,7 +66,8 @@ def measure(variant: str, phase: str, args: argparse.Namespace,
            '--phase', phase, '--iters', str(args.iters), '--warmup', str(args.warmup),
            '--rounds', str(args.rounds), '--batch-size', str(args.batch_size),
            '--img-size', str(args.img_size), '--device', args.device,
-           '--seed', str(args.seed)] + (['--amp'] if args.amp else [])
+           '--seed', str(args.seed), '--compile-backend', args.compile_backend] + \
+        (['--amp'] if args.amp else [])
     cmd += ['--cfg-options'] + raw_options if raw_options else []
     start = time.perf_counter()
     try:
@@ -124,6 +131,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda if available')
     parser.add_argument('--amp', action='store_true', help='autocast (cuda only)')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--compile', action='store_true',
+                        help='add <variant>+compile, its train_step under torch.compile, for '
+                             'each variant (train and interleaved phases)')
+    parser.add_argument('--compile-backend', default='inductor',
+                        help='torch.compile backend of the twins (aot_eager: no C++ build)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='key=value ...')
     parser.add_argument('--out', help='write all records as JSON here')
     parser.add_argument('--markdown', help='write the markdown report here')
@@ -146,7 +158,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def variants(args: argparse.Namespace) -> List[str]:
     """Registered method names (aliases resolved to class names) and peers, baselines first."""
-    from vpetl_mm.benchmark.efficiency import PEERS
+    from vpetl_mm.benchmark.efficiency import COMPILE_SUFFIX, PEERS
     from vpetl_mm.registry import PETL_METHODS
     PETL_METHODS.import_from_location()
     registry = PETL_METHODS.module_dict
@@ -162,7 +174,8 @@ def variants(args: argparse.Namespace) -> List[str]:
     chosen = [m if m in PEERS else registry[m.partition(':')[0]].__name__ + m[len(
         m.partition(':')[0]):] for m in args.methods] if args.methods else canonical
     # Ratios need both baselines; Full goes first, as the slowest, to show the cost early.
-    return list(dict.fromkeys(['Full', 'Frozen'] + chosen + (list(PEERS) if args.peers else [])))
+    names = list(dict.fromkeys(['Full', 'Frozen'] + chosen + (list(PEERS) if args.peers else [])))
+    return names + [n + COMPILE_SUFFIX for n in names] if args.compile else names
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -171,7 +184,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.worker:  # child process: one measurement, one JSON line on stdout
         print(json.dumps(run_worker(args)), flush=True)
         return 0
-    from vpetl_mm.benchmark.efficiency import add_ratios, check_targets, machine, markdown
+    from vpetl_mm.benchmark.efficiency import (COMPILE_SUFFIX, add_ratios, check_targets,
+                                               machine, markdown)
     names = variants(args)
     # --cfg-options go to the workers as typed (re-serialising parsed values loses tuples).
     raw = argv[argv.index('--cfg-options') + 1:] if '--cfg-options' in argv else []
@@ -187,7 +201,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_ratios(train)
     infer: Dict[str, Dict[str, Any]] = {}
     if 'infer' in args.phases:  # Full and Frozen run as the plain host: nothing to compare
-        for name in (n for n in names if n not in ('Full', 'Frozen')):
+        # Inference is timed eager only: the compiled twins are training-step twins.
+        for name in (n for n in names if n not in ('Full', 'Frozen')
+                     and not n.endswith(COMPILE_SUFFIX)):
             infer[name] = measure(name, 'infer', args, raw)
             _log(name, 'infer', infer[name])
     interleaved: Dict[str, Any] = {}
@@ -208,6 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         iters=f'{args.iters} timed (median), {args.warmup} warm-up, {args.repeats} repeat(s), '
               f'{args.rounds} inference round(s)',
         host_load_1m=f'{min(loads):.2f}-{max(loads):.2f}' if loads else '-',
+        compile=f'+compile twins, backend {args.compile_backend}' if args.compile else '-',
         cfg_options=' '.join(raw) or '-')
     targets = check_targets(train, infer, interleaved) if args.targets else []
     report = markdown(train, infer, settings, targets, interleaved)

@@ -1,6 +1,6 @@
 """Mona, the multi-cognitive visual adapter (Yin et al., CVPR 2025; github.com/Leiyi-Hu/mona)."""
 from functools import partial
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -14,23 +14,69 @@ from .base import BasePETLMethod
 _PLACEMENTS = ('attn', 'mlp')
 
 
+def _embedding(k: int, size: int, scale: float) -> torch.Tensor:
+    """``(k*k, size*size)``: a flat ``k x k`` kernel times this is the kernel centred in a
+    ``size x size`` one, times ``scale``."""
+    matrix = torch.zeros(k, k, size, size)
+    offset = (size - k) // 2
+    for i in range(k):
+        for j in range(k):
+            matrix[i, j, i + offset, j + offset] = scale
+    return matrix.reshape(k * k, size * size)
+
+
 class MonaOp(nn.Module):
     """Depthwise 3x3 / 5x5 / 7x7 convolutions averaged with a skip, then a 1x1 projector with
-    a skip: ``a = (dw3(p) + dw5(p) + dw7(p)) / 3 + p; out = a + projector(a)``."""
+    a skip: ``a = (dw3(p) + dw5(p) + dw7(p)) / 3 + p; out = a + projector(a)``.
+
+    Both stages are linear, so each runs as ONE kernel: the three depthwise kernels, centred in
+    7x7 and averaged, plus a centre delta (the skip) make one depthwise 7x7 convolution
+    (:meth:`depthwise`), and the skip around the projector joins its weight as ``W + I``
+    (:meth:`mixer`). Both are composed from the parameters at every call (a few hundred
+    numbers per channel), so gradients reach the three convolutions and the projector exactly
+    as in the release's five-kernel form, and its state-dict keys are kept.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv1, self.conv2, self.conv3 = (
             nn.Conv2d(channels, channels, k, padding=k // 2, groups=channels) for k in (3, 5, 7))
         self.projector = nn.Conv2d(channels, channels, kernel_size=1)
+        # Constants, not state: non-persistent, so checkpoints hold the release's keys only.
+        self.register_buffer('embed3', _embedding(3, 7, 1 / 3), persistent=False)
+        self.register_buffer('embed5', _embedding(5, 7, 1 / 3), persistent=False)
+        skip = torch.zeros(7 * 7)
+        skip[7 * 7 // 2] = 1.  # the centre tap: ``+ p``
+        self.register_buffer('skip', skip, persistent=False)
+        self.register_buffer('eye', torch.eye(channels), persistent=False)
+
+    def depthwise(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(weight (C, 1, 7, 7), bias (C,))`` of ``(dw3 + dw5 + dw7) / 3 + identity``."""
+        # One product per smaller kernel rather than one over a concatenation: each
+        # parameter's gradient then comes back contiguous (no layout copy per tensor).
+        weight = torch.add(self.skip, self.conv3.weight.flatten(1), alpha=1 / 3)
+        weight = torch.addmm(weight, self.conv1.weight.flatten(1), self.embed3)
+        weight = torch.addmm(weight, self.conv2.weight.flatten(1), self.embed5)
+        bias = torch.stack([self.conv1.bias, self.conv2.bias, self.conv3.bias]).mean(0)
+        return weight.view(-1, 1, 7, 7), bias
+
+    def mixer(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(W + I, b)``: the projector with its skip, as a linear map of channels."""
+        return self.projector.weight.flatten(1) + self.eye, self.projector.bias
+
+    def spatial(self, maps: torch.Tensor) -> torch.Tensor:
+        """The averaged depthwise convolutions with the skip, on ``(B', C, H, W)`` maps."""
+        weight, bias = self.depthwise()
+        return F.conv2d(maps, weight, bias, padding=3, groups=maps.shape[1])
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        a = (self.conv1(maps) + self.conv2(maps) + self.conv3(maps)) / 3. + maps
-        return a + self.projector(a)
+        weight, bias = self.mixer()
+        return F.conv2d(self.spatial(maps), weight[..., None, None], bias)
 
     def pointwise(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Prefix tokens (CLS ...) have no grid neighbours: only the 1x1 projector applies."""
-        return tokens + F.linear(tokens, self.projector.weight.flatten(1), self.projector.bias)
+        """The projector with its skip on ``(..., C)`` tokens. Prefix tokens (CLS ...) have no
+        grid neighbours: only this part applies to them."""
+        return F.linear(tokens, *self.mixer())
 
 
 class MonaModule(nn.Module):
@@ -69,11 +115,13 @@ class MonaModule(nn.Module):
 
     def delta(self, x: torch.Tensor, grid: TokenGrid, index: int) -> torch.Tensor:
         """The branch added to ``x`` (the module's output is ``x + delta``)."""
-        p = self.project1(self.norm(x) * self.gamma + x * self.gammax)
+        # Fewer kernels than the release's order, same function: the 1x1 projector with its
+        # skip applies to every token after the grid is joined back (prefix tokens get only
+        # that part, as before), as one matrix product on tokens.
+        op = self.adapter_conv
+        p = self.project1(torch.addcmul(self.norm(x) * self.gamma, x, self.gammax))
         prefix, maps = grid.split(p, index)
-        if prefix is not None:
-            prefix = self.adapter_conv.pointwise(prefix)
-        p = grid.join(prefix, self.adapter_conv(maps), like=p)
+        p = op.pointwise(grid.join(prefix, op.spatial(maps), like=p))
         return self.project2(self.dropout(F.gelu(p)))
 
 

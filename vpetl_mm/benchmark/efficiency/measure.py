@@ -35,6 +35,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, Registry, init_default_scope
 
 from ...utils import count_params, find_petl_backbone, merge_and_unload
+from .compiled import compile_train_step, split_compiled, warmup_steps
 from .peers import PEERS
 from .synthetic import synthetic_batch
 
@@ -157,7 +158,8 @@ def _build(cfg, args: argparse.Namespace, batch: Optional[dict] = None):
 
 
 def _setup(args: argparse.Namespace, variant: str):
-    cfg = build_cfg(args.config, variant, args.cfg_options, args.img_size, args.amp)
+    cfg = build_cfg(args.config, split_compiled(variant)[0], args.cfg_options, args.img_size,
+                    args.amp)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     _import_scope(cfg.get('default_scope', None))
     return cfg
@@ -178,7 +180,7 @@ def _timed_train_steps(model, batch: dict, optim_wrapper, args: argparse.Namespa
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     random.seed(args.seed)
-    for _ in range(args.warmup):
+    for _ in range(warmup_steps(args, args.worker)):
         model.train_step(batch, optim_wrapper)
     sync()
     gc.collect()
@@ -227,6 +229,8 @@ def measure_train(args: argparse.Namespace) -> Dict[str, Any]:
     anon_before_build = _status_kib('RssAnon')  # the CPU measure's baseline
     model, wrapper = _build(cfg, args)
     model.train()
+    if split_compiled(args.worker)[1]:
+        compile_train_step(model, args.compile_backend)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     batch = synthetic_batch(model, args.batch_size, args.img_size, args.device, args.seed)
     # Format check once; train_step runs the preprocessor itself every iteration, as training.
@@ -298,12 +302,14 @@ def measure_interleaved(args: argparse.Namespace) -> Dict[str, Any]:
     for name in names:
         cfg = _setup(args, name)
         model = _build(cfg, args)[0].train()
+        if split_compiled(name)[1]:
+            compile_train_step(model, args.compile_backend)
         models[name] = (model, build_optim_wrapper(model, cfg.optim_wrapper))
     batch = synthetic_batch(models[names[0]][0], args.batch_size, args.img_size, args.device,
                             args.seed)
     sync = torch.cuda.synchronize if args.device.startswith('cuda') else (lambda: None)
-    for model, optim_wrapper in models.values():
-        for _ in range(args.warmup):
+    for name, (model, optim_wrapper) in models.items():
+        for _ in range(warmup_steps(args, name)):
             model.train_step(batch, optim_wrapper)
     times: Dict[str, List[float]] = {name: [] for name in names}
     for step in range(args.rounds * args.iters):

@@ -13,6 +13,7 @@ import platform
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..variants import registered
+from .compiled import split_compiled
 
 Records = Dict[str, Dict[str, Any]]
 
@@ -159,14 +160,20 @@ def infer_markdown(infer: Records) -> str:
 
 
 def interleaved_markdown(record: Dict[str, Any]) -> str:
-    """Interleaved training times and their ratios to Full and Frozen (where they ran)."""
+    """Interleaved training times and their ratios to Full and Frozen (where they ran), and
+    for each compiled twin (``<variant>+compile``) its ratio to its eager variant."""
     times = record['time_ms']
     refs = [r for r in ('Full', 'Frozen') if r in times] or [next(iter(times))]
-    lines = ['| Variant | ms/iter | ' + ' | '.join(f'Time / {r}' for r in refs) + ' |',
-             '|---|---:|' + '---:|' * len(refs)]
+    twins = any(split_compiled(n)[1] for n in times)
+    lines = ['| Variant | ms/iter | ' + ' | '.join(f'Time / {r}' for r in refs) + ' |' +
+             (' Compiled / eager |' if twins else ''),
+             '|---|---:|' + '---:|' * (len(refs) + twins)]
     for name, ms in times.items():
+        eager, compiled = split_compiled(name)
+        ratio = f' {ms / times[eager]:.3f} |' if compiled and eager in times else ' - |'
         lines.append(f'| {name} | {ms:.1f} | ' +
-                     ' | '.join(f'{ms / times[r]:.3f}' for r in refs) + ' |')
+                     ' | '.join(f'{ms / times[r]:.3f}' for r in refs) + ' |' +
+                     (ratio if twins else ''))
     return '\n'.join(lines) + '\n'
 
 
