@@ -59,7 +59,8 @@ class InitOption(BasePETLMethod):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.ZERO_INIT = self.init == 'zero'
+        # the class's own fact still holds (BAPAT's PATT is never zero-init)
+        self.ZERO_INIT = type(self).ZERO_INIT and self.init == 'zero'
 
     def validate(self, anatomy: Anatomy) -> None:
         super().validate(anatomy)
