@@ -164,6 +164,53 @@ EXPECTED.update({f'{method}/vit-b_{dataset}.py': count(**_per_task_kwargs(method
                  for method, count in SIZED_COUNTS.items() for dataset in IMAGE_DATASETS})
 
 
+# The backbones after ViT-B/16 (vpetl_mm/benchmark/matrices_foundation.py, docs/foundation.md):
+# the methods keep their ViT-B sizes (rank 8, bottleneck 8, P 50 or VPT's per-task P), so the
+# counts follow the width D and depth L. Per block BitFit trains 11 D biases (qkv 3 D, proj,
+# fc1 4 D, fc2, two norms) plus the patch embedding's and the final norm's; SSF scales and
+# shifts the same 11 D channels per block and 2 D outside; DoRA adds a magnitude per adapted
+# row (q and v: 2 D per block); Adapter+ a channel scale (D per block). Full at D 1024 / 1280
+# plus a 1000-class head is timm's vit_large_patch16_224 (304.33M) / vit_huge_patch14_224
+# (632.05M); DINOv2 and CLIP B at 224 px as docs/foundation.md.
+FOUNDATION_SHAPES = {'dinov2-b14': (768, 12), 'clip-b16': (768, 12), 'vit-l16': (1024, 24),
+                     'vit-h14': (1280, 32)}
+FOUNDATION_FULL = {'dinov2-b14': 85_724_928, 'clip-b16': 85_799_424, 'vit-l16': 303_301_632,
+                   'vit-h14': 630_764_800}
+
+
+def _foundation_counts(backbone: str, dataset: str) -> Dict[str, int]:
+    d, depth = FOUNDATION_SHAPES[backbone]
+    lora = depth * 2 * 8 * 2 * d
+    adapter = depth * (2 * d * 8 + 8 + d)
+    counts = dict(full=FOUNDATION_FULL[backbone], linear=0, bitfit=d * (11 * depth + 2),
+                  lora=lora, dora=lora + depth * 2 * d, pace_lora=lora, adapter=adapter,
+                  adaptformer=adapter + depth * 2 * d, adapter_plus=adapter + depth * d,
+                  ssf=2 * d * (11 * depth + 2),
+                  vpt_deep=depth * d * _per_task_kwargs('vpt_deep', dataset).get('length', 50))
+    if d == 768:  # GLoRA's fixed subnet at ViT-B's shapes (docs/methods-2024.md)
+        counts['glora'] = 1_437_984
+    return counts
+
+
+FOUNDATION_GROUPS = {
+    'dinov2-b14': ('full', 'linear', 'lora', 'dora', 'adapter', 'adaptformer', 'ssf',
+                   'vpt_deep', 'glora', 'adapter_plus', 'pace_lora'),
+    'vit-l16': ('full', 'linear', 'bitfit', 'lora', 'adapter', 'adaptformer', 'ssf', 'vpt_deep')}
+FOUNDATION_GROUPS.update({'clip-b16': FOUNDATION_GROUPS['dinov2-b14'],
+                          'vit-h14': FOUNDATION_GROUPS['vit-l16']})
+EXPECTED.update({f'{method}/{backbone}_{dataset}.py': _foundation_counts(backbone, dataset)[method]
+                 for backbone, methods in FOUNDATION_GROUPS.items() for method in methods
+                 for dataset in IMAGE_DATASETS})
+# LoRA's per-profile defaults: q and v of EVA-02's fused qkv; fc1 + fc2 of ConvNeXt-B's
+# pointwise MLPs, rank 8 on C -> 4 C and 4 C -> C in each of the (3, 3, 27, 3) blocks of widths
+# (128, 256, 512, 1024): 1,443,840 (docs/foundation.md)
+_CONVNEXT_LORA = sum(2 * 8 * 5 * c * n for c, n in ((128, 3), (256, 3), (512, 27), (1024, 3)))
+EXPECTED.update({f'lora/{backbone}_{dataset}.py': count
+                 for backbone, count in (('eva02-b14', 12 * 2 * 8 * 2 * 768),
+                                         ('convnext-b', _CONVNEXT_LORA))
+                 for dataset in IMAGE_DATASETS[:19]})
+
+
 def _run_batches(configs: List[str]) -> Dict[str, dict]:
     """Build ``configs`` in parallel batched subprocesses; config -> params.py's JSON result."""
     n = max(1, min(2, os.cpu_count() or 1, len(configs)))
@@ -290,6 +337,13 @@ def test_generated_configs_match_the_generator():
     assert {f'{m}/{b}_{d}.py' for m in VIDEO_COUNTS for b in ('videomae-b', 'videoswin-b')
             for d in ('ssv2', 'hmdb51', 'k400')} <= generated
     assert {f'{m}/vit-b_{d}.py' for m in IMAGE_COUNTS for d in IMAGE_DATASETS} <= generated
+    foundation = {f'{m}/{b}_{d}.py' for b, methods in FOUNDATION_GROUPS.items()
+                  for m in methods for d in IMAGE_DATASETS}
+    foundation |= {f'lora/{b}_{d}.py' for b in ('eva02-b14', 'convnext-b')
+                   for d in IMAGE_DATASETS[:19]}
+    assert len(foundation) == 950 and foundation <= generated
+    assert not {p for p in generated if p.startswith(('lora/eva02', 'lora/convnext'))
+                and '_fgvc-' in p}  # VTAB-1k only
     assert stale_files(ROOT) == [], 'run: python tools/generate_configs.py'
 
 

@@ -19,7 +19,9 @@ from mmpretrain.registry import MODELS as CLS_MODELS
 from vpetl_mm.apis.config_cache import cached_base_configs
 from vpetl_mm.apis.protocol import stage_config
 from vpetl_mm.apis.recipe import config_recipe
+from vpetl_mm.apis.recipe_deviations import deviations
 from vpetl_mm.benchmark.matrices import IMAGE, leaves, leaf_path
+from vpetl_mm.benchmark.matrices_foundation import FOUNDATION, FOUNDATION_VTAB, RECIPE
 from vpetl_mm.benchmark.recipe_render import image_leaf_recipe
 from vpetl_mm.benchmark.recipe_resolve import TABLE, recipe_choice, resolve
 from vpetl_mm.benchmark.recipe_table import COMMON, HEAD_INITS, RECIPE_FIELDS, ROWS
@@ -34,6 +36,11 @@ LEAVES = [leaf_path(*leaf) for leaf in leaves(IMAGE)]
 # methods after V-PETL Bench (docs/methods-2024.md) whose own VTAB / FGVC recipes are not read
 # into the table yet: they train with the common rows (V-PETL's protocol), as the docs say
 NO_ROW_YET = {'dora', 'glora', 'adapter_plus'}
+# the backbones after ViT-B/16 (matrices_foundation.py): every config, V-PETL's protocol; the
+# input normalisation is the backbone's own (its base config), not the protocol's ImageNet one
+FOUNDATION_LEAVES = leaves(FOUNDATION) + leaves(FOUNDATION_VTAB)
+OWN_NORM = {'dinov2-b14': 'imagenet', 'clip-b16': 'clip', 'vit-l16': 'imagenet',
+            'vit-h14': 'imagenet', 'eva02-b14': 'clip', 'convnext-b': 'imagenet'}
 
 
 def _recipe(folder: str, dataset: str, **options) -> dict:
@@ -82,6 +89,34 @@ def test_every_generated_image_config_runs_its_row():
             checked = {k for s in recipe['sources'] for k in s['values']}
             assert set(expected.values) <= checked, path
             assert recipe['source'].count('@') >= 1
+
+
+def test_foundation_configs_run_the_vpetl_protocol():
+    """Each config of the backbones after ViT-B/16 runs its method's row of V-PETL's protocol
+    (the recipe table's 'vpetl' choice), key by key, with its backbone's own normalisation; a
+    PACE config is its LoRA config with the model wrapped (all ~950 configs, ~20 s)."""
+    assert len(FOUNDATION_LEAVES) == 24 * (2 * 11 + 2 * 8) + 19 * 2
+    with cached_base_configs(), recipe_choice(RECIPE):
+        for variant, backbone, dataset in FOUNDATION_LEAVES:
+            path = osp.join(REPO, leaf_path(variant, backbone, dataset))
+            if variant.wraps:
+                _check_wrapper(path, path.replace(f'/{variant.folder}/', f'/{variant.wraps}/'))
+                continue
+            recipe = config_recipe(path, build=False)
+            expected = resolve(variant.folder, dataset.key)
+            recipe['sources'] = [dict(source='backbone base',
+                                      values=dict(normalisation=OWN_NORM[backbone.key]))] + [
+                dict(source=text, values=values) for text, values in expected.layers]
+            assert deviations(recipe) == [], (path, deviations(recipe))
+            assert recipe['method']['petl']['type'] == variant.petl, path
+
+
+def _check_wrapper(path: str, inner: str) -> None:
+    """PACE's config: the wrapped config's model inside vpetl_mm.PACE, the rest the same."""
+    outer, inner = Config.fromfile(path).to_dict(), Config.fromfile(inner).to_dict()
+    model = outer.pop('model')
+    assert model['type'] == 'vpetl_mm.PACE' and model['model'] == inner.pop('model'), path
+    assert outer == inner, path
 
 
 def test_cached_bases_read_the_same_configs():

@@ -42,6 +42,8 @@ class Backbone:
     title: str
     base: str  # base config relative to configs/
     profile: str  # its backbone profile: a variant joins where its method supports it
+    #: the variant folders it runs (None: every variant of the matrix its profile supports)
+    variants: Optional[Tuple[str, ...]] = None
 
 
 @dataclass(frozen=True)

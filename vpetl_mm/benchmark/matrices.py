@@ -16,13 +16,14 @@ import os.path as osp
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
 
-from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS, VTAB_TASKS
+from ..datasets import FGVC_DATASETS, VTAB_DATASETS
 from . import published as pub
 from .configgen import (MARK, META_MARK, Backbone, Dataset, Matrix, Published, comment,
                         demo_path, leaf_path, render_demo, render_leaf, render_metafile,
                         render_setting, setting_path)
+from .matrices_foundation import FOUNDATION, FOUNDATION_VTAB, image_datasets, render_wrapper
 from .recipe_render import image_leaf_recipe, image_setting
-from .variants import Variant, demo_variants, matrix_variants
+from .variants import Variant, demo_variants, variants
 
 # -- video: VideoMAE ViT-B and Video Swin-B on SSv2, HMDB51, K400 -----------------------------
 def _video_published(variant: Variant, backbone: Backbone) -> Optional[Published]:
@@ -49,16 +50,6 @@ VIDEO = Matrix(
 
 
 # -- image classification: ViT-B/16 on VTAB-1k (19) and FGVC (5) ------------------------------
-def _image_datasets() -> List[Dataset]:
-    datasets = []
-    for key, folder in VTAB_DATASETS.items():
-        datasets.append(Dataset(key, f'VTAB-1k {folder} ({VTAB_GROUPS[key]})',
-                                '_base_/image/vtab-1k.py', VTAB_TASKS[folder]))
-    for key, info in FGVC_DATASETS.items():
-        datasets.append(Dataset(key, f'FGVC {info[1]}', '_base_/image/fgvc.py', info[2]))
-    return datasets
-
-
 def _image_setting(dataset: Dataset) -> Tuple[str, List[str]]:
     """A setting's head fields and lines: data and the common recipe (recipe_render.py)."""
     return image_setting(dataset.key, dataset.num_classes)
@@ -91,21 +82,40 @@ IMAGE = Matrix(
     name='image',
     backbones=[Backbone('vit-b', 'ViT-B/16 (ImageNet-21K, Google .npz)',
                         '_base_/image/vit-b16.py', 'mmpretrain.VisionTransformer')],
-    datasets=_image_datasets(),
+    datasets=image_datasets(),
     published=_image_published,
     source='V-PETL Bench, legacy protocol: test-set selection',
     setting=_image_setting,
     recipe=_image_recipe,
     backbone=_image_backbone)
 
-MATRICES: List[Matrix] = [VIDEO, IMAGE]
+#: the ViT-B/16 matrix first: the foundation matrices' PACE configs inherit LoRA configs
+MATRICES: List[Matrix] = [VIDEO, IMAGE, FOUNDATION, FOUNDATION_VTAB]
+
+
+def backbone_variants(matrix: Matrix, backbone: Backbone) -> List[Variant]:
+    """The variants a backbone runs, in table order: every variant of the matrix its profile
+    supports, or the folders its ``variants`` names (a variant that joins no matrix by itself,
+    ``matrices=()``, runs where a backbone names it: PACE on LoRA)."""
+    pool = [v for v in variants()
+            if v.joins(matrix.name) or (backbone.variants and v.matrices == ())]
+    if backbone.variants is None:
+        return [v for v in pool if v.joins(matrix.name) and v.supports(backbone.profile)]
+    chosen = [v for v in pool if v.folder in backbone.variants]
+    missing = set(backbone.variants) - {v.folder for v in chosen if v.supports(backbone.profile)}
+    if missing:
+        raise ValueError(f'backbone {backbone.key!r} names variants {sorted(missing)} that are '
+                         f'not in the {matrix.name!r} matrix or whose methods refuse '
+                         f'{backbone.profile}; fix its variants in {__name__} or the variant.')
+    return chosen
 
 
 def leaves(matrix: Matrix) -> List[Tuple[Variant, Backbone, Dataset]]:
-    """(variant, backbone, dataset) of every leaf of a matrix: the matrix's variants on the
-    backbones their methods support, read from the registry at call time."""
-    return [(v, b, d) for v in matrix_variants(matrix.name) for b in matrix.backbones
-            if v.supports(b.profile) for d in matrix.datasets]
+    """(variant, backbone, dataset) of every leaf of a matrix, variant by variant: each
+    backbone's variants (:func:`backbone_variants`), read from the registry at call time."""
+    chosen = {b.key: backbone_variants(matrix, b) for b in matrix.backbones}
+    return [(v, b, d) for v in variants() for b in matrix.backbones if v in chosen[b.key]
+            for d in matrix.datasets]
 
 
 def expected_files(matrices: Optional[List[Matrix]] = None) -> Dict[str, str]:
@@ -119,8 +129,15 @@ def expected_files(matrices: Optional[List[Matrix]] = None) -> Dict[str, str]:
                 files[osp.join('configs', setting_path(backbone, dataset))] = \
                     render_setting(matrix, backbone, dataset)
         for variant, backbone, dataset in leaves(matrix):
-            files[leaf_path(variant, backbone, dataset)] = \
-                render_leaf(matrix, variant, backbone, dataset)
+            path = leaf_path(variant, backbone, dataset)
+            if variant.wraps:
+                inner = osp.join('configs', variant.wraps, osp.basename(path))
+                if inner not in files:
+                    raise ValueError(f'{path} wraps {inner}, which no matrix writes: add '
+                                     f'{variant.wraps!r} to the backbone {backbone.key!r}.')
+                files[path] = render_wrapper(variant, backbone, dataset)
+            else:
+                files[path] = render_leaf(matrix, variant, backbone, dataset)
             metas[variant.folder].append((matrix, variant, backbone, dataset))
     for folder, rows in metas.items():
         files[osp.join('configs', folder, 'metafile.yml')] = render_metafile(folder, rows)

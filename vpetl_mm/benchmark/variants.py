@@ -51,6 +51,9 @@ class Variant:
             is written by hand (tuned for the tiny ViT) rather than generated.
         head: Keyword arguments of the model's head, e.g. the head's input width where the
             method hands the head its own feature (HST).
+        wraps: The folder whose generated config of the same setting each of its configs
+            inherits and wraps (``lines`` then says how: PACE's model wrapper over LoRA); its
+            method, recipe and sizes are that config's.
 
     Examples:
         >>> Variant('vpt_deep', 'VPT-deep', 'VPT', dict(deep=True)).petl_source
@@ -66,6 +69,7 @@ class Variant:
     demo: str = ''
     demo_config: bool = False
     head: Dict[str, Any] = field(default_factory=dict)
+    wraps: str = ''
 
     @property
     def petl_source(self) -> str:
@@ -100,6 +104,14 @@ _GPS_HOOK = ("# GPS's selection pass: SupCon gradients on two contrastive views 
              "                     pipeline=_base_.gps_contrast_pipeline)\n"
              "                if h.type == 'vpetl_mm.PETLCalibrationHook' else h\n"
              "                for h in _base_.custom_hooks]\n")
+# PACE's class defaults, lambda 1 and sigma 1.2: MaxwellYaoNi/PACE@9fee345 Vision/README.md's
+# VTAB-1k example (vpetl_mm/methods/pace.py); `_base_.model` is the wrapped config's classifier
+_PACE_WRAP = ("# PACE wraps the LoRA classifier of the inherited config: noise on the LoRA\n"
+              "# updates, loss_pace between two perturbed passes (lambda 1, sigma 1.2:\n"
+              "# MaxwellYaoNi/PACE@9fee345 Vision/README.md); optimiser, schedule and data are\n"
+              "# the LoRA config's\n"
+              "model = dict(_delete_=True, type='vpetl_mm.PACE', lambda_=1.0, sigma=1.2,\n"
+              "             model=_base_.model)\n")
 _IMAGE, _VIDEO, _BOTH, _NONE = ('image', ), ('video', ), ('image', 'video'), ()
 
 #: The variants that need a word the class cannot give, in the published tables' order (the
@@ -195,9 +207,12 @@ VARIANTS: Tuple[Variant, ...] = (
     Variant('adapter_plus', 'Adapter+ (post-adapter on every block output, bottleneck 8, '
             'channel scaling)', 'AdapterPlus', published='Adapter+', demo='Adapter+',
             demo_config=True),
-    # PACE wraps the model (vpetl_mm.PACE), so it has hand-written configs only
+    # PACE wraps the model (vpetl_mm.PACE): its generated configs inherit the LoRA config of
+    # their setting and wrap its model; matrices=_NONE: only the backbones that name it
+    # (matrices_foundation.py) run it
     Variant('pace_lora', 'PACE on LoRA (noise on the LoRA updates + consistency loss)', 'LoRA',
-            published='PACE', matrices=_NONE, demo='PACE (LoRA)', demo_config=True),
+            published='PACE', matrices=_NONE, demo='PACE (LoRA)', demo_config=True,
+            wraps='lora', lines=_PACE_WRAP),
 )
 
 

@@ -15,6 +15,9 @@ from ..registry import MODELS
 NORMALIZATIONS: Dict[str, Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]] = dict(
     imagenet=((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
     inception=((127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
+    # OPENAI_CLIP_MEAN / OPENAI_CLIP_STD x 255 (timm 1.0.31 timm/data/constants.py): CLIP's and
+    # EVA-02's own (mmpretrain configs/eva02/eva02-base-p14_headless.py writes the same)
+    clip=((122.770938, 116.7460125, 104.09373615), (68.5005327, 66.6321579, 70.32316305)),
     none=None)
 
 
@@ -24,8 +27,9 @@ class NamedNormClsDataPreprocessor(ClsDataPreprocessor):
 
     Args:
         norm: ``'imagenet'`` (mean 0.485/0.456/0.406, std 0.229/0.224/0.225: the V-PETL Bench
-            convention), ``'inception'`` (0.5/0.5: what Google's ViT was pretrained with) or
-            ``'none'`` (inputs stay in 0-255).
+            convention), ``'inception'`` (0.5/0.5: what Google's ViT was pretrained with),
+            ``'clip'`` (OpenAI CLIP's mean / std: CLIP and EVA-02) or ``'none'`` (inputs stay
+            in 0-255).
         **kwargs: The other ``ClsDataPreprocessor`` arguments (``num_classes``, ``to_rgb``,
             ``batch_augments`` ...). ``mean`` / ``std`` are not accepted: use ``norm``.
 
