@@ -1,7 +1,8 @@
 """Write the method x setting config matrices (``configs/<method>/<setting>.py``) from tables.
 
 The variants live in ``vpetl_mm/benchmark/variants.py`` (plus every registered method), the
-matrices in ``vpetl_mm/benchmark/matrices.py``, the published figures in
+matrices in ``vpetl_mm/benchmark/matrices.py`` (the backbones after ViT-B/16:
+``matrices_foundation.py``), the published figures in
 ``vpetl_mm/benchmark/published.py``. Written: one setting base per backbone x dataset
 (``configs/_base_/<family>/<backbone>_<dataset>.py``: data, classes, loss, lr / wd), one thin
 config per variant x setting that inherits it and names the method and its own recipe, one
