@@ -6,3 +6,18 @@
 _base_ = ['../_base_/image/vit-b16_vtab-dmlab.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='GLoRA')))
+# augmentation: Arnav0400/ViT-Slim@0fed674 GLoRA/supernet.py, GLoRA/engine.py, GLoRA/data/vtab.py,
+# GLoRA/README.md
+train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
+# lr, weight decay: Arnav0400/ViT-Slim@0fed674 GLoRA/supernet.py, GLoRA/engine.py,
+# GLoRA/data/vtab.py, GLoRA/README.md
+optim_wrapper = dict(optimizer=dict(lr=0.0001, weight_decay=0.0001))
+# epochs: Arnav0400/ViT-Slim@0fed674 GLoRA/supernet.py, GLoRA/engine.py, GLoRA/data/vtab.py,
+# GLoRA/README.md
+train_cfg = dict(max_epochs=500)
+# cosine length: Arnav0400/ViT-Slim@0fed674 GLoRA/supernet.py, GLoRA/engine.py, GLoRA/data/vtab.py,
+# GLoRA/README.md
+param_scheduler = dict(t_initial=500)
+# test evaluations of --protocol legacy: Arnav0400/ViT-Slim@0fed674 GLoRA/supernet.py,
+# GLoRA/engine.py, GLoRA/data/vtab.py, GLoRA/README.md
+legacy_eval = dict(val_interval=100)
