@@ -201,7 +201,9 @@ _VPETL_ROWS = [
         batch_size=(64, 64, 64, 32, 32, 32, 32, 32, 64, 32, 64, 64, 64, 64, 64, 64, 64, 32, 32),
         augmentation=(False, False, True, False, True, True, False, True, True, True, True, True,
                       True, True, True, False, False, False, False)),
-        note="the SCT YAMLs' per-task `scale` / `scaleonx` are method arguments (not here)"),
+        note="the SCT YAMLs' per-task `scale` / `scaleonx` reach ChannelAdapter, whose forward "
+        'ignores them (the scaled lines are commented out, models/vision_transformer_sct.py): '
+        'the published SCT figures ran unscaled, as SCT here does'),
     _vpetl('sct', 'fgvc', 'train/train_model_sct.py, configs/model_sct/fgvc/<task>.yaml',
            _SCT_EVAL),
 ]
