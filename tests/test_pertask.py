@@ -98,15 +98,19 @@ def test_lookup_and_cite():
 
 
 def test_generated_text_carries_the_values_and_the_source():
-    """The per-task values are the leaves' own recipe; the setting base keeps the common one."""
+    """The per-task values are the leaves' own recipe; the setting base keeps the common one
+    (Hydra's row stands alone: its leaves inherit the data base and Hydra's recipe base)."""
     files = expected_files()
     hydra = files['configs/hydra/vit-b_vtab-dtd.py']
-    assert "_base_ = ['../_base_/image/vit-b16_vtab-dtd.py']" in hydra
+    assert ("_base_ = ['../_base_/image/vtab-dtd.py', "
+            "'../_base_/recipes/vit-b16_hydra_vtab.py']") in hydra
     assert "petl=dict(_delete_=True, type='Hydra', scale=0.1, dropout=0.2)" in hydra
     assert 'extremebird/Hydra@4138457 vtab1k/configs/hydra_both/dtd.yaml' in hydra
-    # Hydra's own loop: its batch, and no augmentation where V-PETL's protocol has RandAugment
-    assert ('train_dataloader = dict(batch_size=32, dataset=dict(pipeline='
-            '{{_base_.vtab_train_pipeline}}))\n') in hydra
+    # Hydra's own loop: its batch, and the data base's pipeline without augmentation (the
+    # setting base adds V-PETL's RandAugment; Hydra's leaves do not inherit it)
+    assert 'train_dataloader = dict(batch_size=32)\n' in hydra
+    assert 'param_scheduler = dict(t_initial=500' in \
+        files['configs/_base_/recipes/vit-b16_hydra_vtab.py']
     assert 'train_dataloader = dict(batch_size=16)' in files['configs/hydra/vit-b_vtab-cifar100.py']
     assert 'optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001))' in hydra
     setting = files['configs/_base_/image/vit-b16_vtab-dtd.py']

@@ -34,14 +34,14 @@ REPO = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 SOURCE = re.compile(r'^[\w.-]+/[\w.-]+@[0-9a-f]{7} \S+')
 FAMILY_KEYS = dict(vtab=set(VTAB_DATASETS), fgvc=set(FGVC_DATASETS))
 LEAVES = [leaf_path(*leaf) for leaf in leaves(IMAGE)]
-# methods after V-PETL Bench (docs/methods-2024.md) whose own VTAB / FGVC recipes are not read
-# into the table yet: they train with the common rows (V-PETL's protocol), as the docs say
-NO_ROW_YET = {'dora', 'glora', 'adapter_plus'}
 # the backbones after ViT-B/16 (matrices_foundation.py): every config, V-PETL's protocol; the
 # input normalisation is the backbone's own (its base config), not the protocol's ImageNet one
 FOUNDATION_LEAVES = leaves(FOUNDATION) + leaves(FOUNDATION_VTAB)
 OWN_NORM = {'dinov2-b14': 'imagenet', 'clip-b16': 'clip', 'vit-l16': 'imagenet',
             'vit-h14': 'imagenet', 'eva02-b14': 'clip', 'convnext-b': 'imagenet'}
+# image methods whose own VTAB / FGVC recipes are not read into the table yet: they train with
+# the common rows (V-PETL's protocol); DoRA, GLoRA and Adapter+ have rows (docs/methods-2024.md)
+NO_ROW_YET: set = set()
 
 
 def _recipe(folder: str, dataset: str, **options) -> dict:
@@ -174,6 +174,15 @@ def _check_issue_recipes():
         == [128, 128, 64, 64]
     dtl = _recipe('dtl', 'vtab-dtd')
     assert dtl['paramwise_cfg']['bias_decay_mult'] == 0. and dtl['batch_size'] == 32
+    plus = _recipe('adapter_plus', 'vtab-dtd')  # visinf/adapter_plus conf/train/default.yaml
+    assert (plus['optimizer']['lr'], plus['optimizer']['weight_decay']) == (1e-3, 1e-4)
+    assert plus['paramwise_cfg']['flat_decay_mult'] == 0. and plus['label_smoothing'] == 0.
+    assert (plus['schedule'][0]['warmup_lr_init'], plus['schedule'][0]['lr_min']) == (1e-5, 1e-6)
+    assert plus['augmentation'] == [] and plus['max_epochs'] == 100
+    glora = _recipe('glora', 'vtab-dtd')  # ViT-Slim GLoRA/supernet.py: 500 epochs at 1e-4
+    assert (glora['optimizer']['lr'], glora['max_epochs']) == (1e-4, 500)
+    assert glora['schedule'][0]['t_initial'] == 500
+    assert resolve('dora', 'vtab-cifar100').values == resolve('lora', 'vtab-cifar100').values
 
 
 def test_head_inits_and_ssf_scales_without_decay():

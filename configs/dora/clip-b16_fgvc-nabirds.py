@@ -6,3 +6,6 @@
 _base_ = ['../_base_/image/clip-b16_fgvc-nabirds.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='DoRA')))
+# batch size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/configs/model_lora/fgvc/nabirds.yaml
+train_dataloader = dict(batch_size=128)

@@ -6,3 +6,6 @@
 _base_ = ['../_base_/image/clip-b16_vtab-cifar100.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='DoRA')))
+# lr, weight decay: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/scripts/run_vit_lora.sh
+optim_wrapper = dict(optimizer=dict(lr=0.005, weight_decay=0.005))

@@ -6,3 +6,6 @@
 _base_ = ['../_base_/image/vit-b16_fgvc-cub.py']
 
 model = dict(backbone=dict(petl=dict(_delete_=True, type='DoRA')))
+# batch size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
+# ImageClassification/configs/model_lora/fgvc/CUB_200_2011.yaml
+train_dataloader = dict(batch_size=128)

@@ -7,6 +7,10 @@ A :class:`Matrix` (tables in :mod:`vpetl_mm.benchmark.matrices`) yields, OpenMML
   root, classes, loss, augmentation, lr / wd);
 * one thin *leaf* per (variant, backbone, dataset), ``configs/<folder>/<backbone>_<dataset>.py``,
   inheriting its setting base and naming only the method and its own recipe;
+* where a matrix has ``data``: one *data base* per dataset, ``configs/<dataset dir>/<dataset>.py``
+  (the dataset base and the task's data), which its setting bases inherit; and where it has
+  ``bases``: the leaves that inherit other bases than their setting (the image matrix's
+  method-level recipe bases, :mod:`.recipe_base`);
 * one ``configs/<folder>/metafile.yml`` per folder with the published figures of its leaves.
 
 :func:`render_leaf`, :func:`render_setting` and :func:`render_metafile` write them; the tables
@@ -75,12 +79,36 @@ class Matrix:
     recipe: Optional[Callable[[Variant, Dataset], List[str]]] = None
     backbone: Optional[Callable[[Variant, Dataset], Optional[str]]] = None
     head: str = 'head'  # the classifier's key in `model` ('cls_head' in mmaction2)
+    # a data base per dataset (its lines over dataset.base), which the setting bases inherit
+    data: Optional[Callable[[Dataset], List[str]]] = None
+    # a leaf's own bases (relative to configs/) in place of its setting base, or None
+    bases: Optional[Callable[[Variant, Backbone, Dataset], Optional[List[str]]]] = None
 
 
 def comment(text: str, indent: str = '') -> List[str]:
     """``text`` as ``#`` comment lines of at most 100 characters."""
     return textwrap.wrap(text, 100, initial_indent=f'{indent}# ',
                          subsequent_indent=f'{indent}# ', break_on_hyphens=False)
+
+
+def data_path(dataset: Dataset) -> str:
+    """A matrix's data base, relative to ``configs/``: ``_base_/image/vtab-dtd.py``."""
+    return osp.join(osp.dirname(dataset.base), f'{dataset.key}.py')
+
+
+def _relative(paths: Sequence[str], here: str) -> List[str]:
+    """``paths`` (relative to ``configs/``) as a ``_base_`` list of a file in ``here``."""
+    return [f'./{osp.relpath(b, here)}' if osp.dirname(b) == here else osp.relpath(b, here)
+            for b in paths]
+
+
+def render_data(matrix: Matrix, dataset: Dataset) -> str:
+    """The source of a data base: the dataset base, then the task's data (``matrix.data``)."""
+    return '\n'.join([
+        f'# {dataset.title} ({dataset.num_classes} classes): the data every setting and',
+        f'# method-level recipe config of {dataset.key} inherits.', MARK,
+        f'_base_ = {_relative([dataset.base], osp.dirname(dataset.base))!r}', '',
+        *matrix.data(dataset)]) + '\n'
 
 
 def setting_path(backbone: Backbone, dataset: Dataset) -> str:
@@ -96,9 +124,8 @@ def leaf_path(variant: Variant, backbone: Backbone, dataset: Dataset) -> str:
 def render_setting(matrix: Matrix, backbone: Backbone, dataset: Dataset) -> str:
     """The source of a setting base: the backbone and dataset bases, then the setting."""
     head_fields, lines = matrix.setting(dataset) if matrix.setting else ('', [])
-    here = osp.dirname(backbone.base)
-    bases = [f'./{osp.relpath(b, here)}' if osp.dirname(b) == here else osp.relpath(b, here)
-             for b in (backbone.base, dataset.base)]
+    data = data_path(dataset) if matrix.data else dataset.base
+    bases = _relative([backbone.base, data], osp.dirname(backbone.base))
     return '\n'.join([
         f'# {backbone.title},',
         f'# {dataset.title} ({dataset.num_classes} classes): the setting every method config',
@@ -120,13 +147,15 @@ def render_leaf(matrix: Matrix, variant: Variant, backbone: Backbone, dataset: D
             f',\n    head=dict({", ".join(f"{k}={v!r}" for k, v in variant.head.items())})'
     model = [f'model = dict(\n{entry})'] if entry else \
         [f'model = dict(backbone=dict(petl={variant.petl_source}))']
+    bases = (matrix.bases(variant, backbone, dataset) if matrix.bases else None) or \
+        [setting_path(backbone, dataset)]
     return '\n'.join([
         f'# {variant.title}',
         f'# on {backbone.title},',
         f'# {dataset.title} ({dataset.num_classes} classes).',
         f'# Published figures: configs/{variant.folder}/metafile.yml.',
         MARK,
-        f"_base_ = ['../{setting_path(backbone, dataset)}']",
+        f'_base_ = {[f"../{b}" for b in bases]!r}',
         '',
         *model,
         *recipe,

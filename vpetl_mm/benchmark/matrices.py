@@ -19,10 +19,12 @@ from typing import Dict, List, Optional, Tuple
 from ..datasets import FGVC_DATASETS, VTAB_DATASETS
 from . import published as pub
 from .configgen import (MARK, META_MARK, Backbone, Dataset, Matrix, Published, comment,
-                        demo_path, leaf_path, render_demo, render_leaf, render_metafile,
-                        render_setting, setting_path)
+                        data_path, demo_path, leaf_path, render_data, render_demo, render_leaf,
+                        render_metafile, render_setting, setting_path)
+from .recipe_base import family_bases, own_leaf, render_recipe_base, shared_recipe
+from .recipe_render import image_data, image_leaf_recipe, image_setting
 from .matrices_foundation import FOUNDATION, FOUNDATION_VTAB, image_datasets, render_wrapper
-from .recipe_render import image_leaf_recipe, image_setting
+from .recipe_resolve import family_of
 from .variants import Variant, demo_variants, variants
 
 # -- video: VideoMAE ViT-B and Video Swin-B on SSv2, HMDB51, K400 -----------------------------
@@ -51,18 +53,36 @@ VIDEO = Matrix(
 
 # -- image classification: ViT-B/16 on VTAB-1k (19) and FGVC (5) ------------------------------
 def _image_setting(dataset: Dataset) -> Tuple[str, List[str]]:
-    """A setting's head fields and lines: data and the common recipe (recipe_render.py)."""
+    """A setting's head fields and lines: the common recipe over the data base."""
     return image_setting(dataset.key, dataset.num_classes)
 
 
+def _image_leaf(variant: Variant, dataset: Dataset) -> Tuple[Optional[str], List[str]]:
+    """A leaf's `model` entries and lines: over its method's recipe base where it has one
+    (recipe_base.py: the per-task values), else where its row differs from the setting's."""
+    shared = shared_recipe(variant.folder, family_of(dataset.key) or '')
+    if shared is not None:
+        return own_leaf(shared, dataset.key, variant.petl_source)
+    return image_leaf_recipe(variant.folder, dataset.key, variant.petl_source, variant.head)
+
+
 def _image_recipe(variant: Variant, dataset: Dataset) -> List[str]:
-    """A leaf's own recipe: where the recipe table's row differs from the setting's."""
-    return image_leaf_recipe(variant.folder, dataset.key, variant.petl_source)[1]
+    """A leaf's own recipe lines (after `model`)."""
+    return _image_leaf(variant, dataset)[1]
 
 
 def _image_backbone(variant: Variant, dataset: Dataset) -> Optional[str]:
     """The leaf's `model` entries: per-task method arguments, drop path, head, batch augments."""
-    return image_leaf_recipe(variant.folder, dataset.key, variant.petl_source, variant.head)[0]
+    return _image_leaf(variant, dataset)[0]
+
+
+def _image_data(dataset: Dataset) -> List[str]:
+    return image_data(dataset.key)
+
+
+def _image_bases(variant: Variant, backbone: Backbone, dataset: Dataset) -> Optional[List[str]]:
+    """A leaf's data base and its method's recipe base, where the method has one."""
+    return family_bases(backbone.base, variant.folder, dataset.key)
 
 
 def _image_published(variant: Variant, backbone: Backbone) -> Optional[Published]:
@@ -87,7 +107,9 @@ IMAGE = Matrix(
     source='V-PETL Bench, legacy protocol: test-set selection',
     setting=_image_setting,
     recipe=_image_recipe,
-    backbone=_image_backbone)
+    backbone=_image_backbone,
+    data=_image_data,
+    bases=_image_bases)
 
 #: the ViT-B/16 matrix first: the foundation matrices' PACE configs inherit LoRA configs
 MATRICES: List[Matrix] = [VIDEO, IMAGE, FOUNDATION, FOUNDATION_VTAB]
@@ -128,6 +150,8 @@ def expected_files(matrices: Optional[List[Matrix]] = None) -> Dict[str, str]:
             for dataset in matrix.datasets:
                 files[osp.join('configs', setting_path(backbone, dataset))] = \
                     render_setting(matrix, backbone, dataset)
+        for dataset in matrix.datasets if matrix.data else []:
+            files[osp.join('configs', data_path(dataset))] = render_data(matrix, dataset)
         for variant, backbone, dataset in leaves(matrix):
             path = leaf_path(variant, backbone, dataset)
             if variant.wraps:
@@ -139,12 +163,25 @@ def expected_files(matrices: Optional[List[Matrix]] = None) -> Dict[str, str]:
             else:
                 files[path] = render_leaf(matrix, variant, backbone, dataset)
             metas[variant.folder].append((matrix, variant, backbone, dataset))
+            files.update(_recipe_base(matrix, variant, backbone, dataset))
     for folder, rows in metas.items():
         files[osp.join('configs', folder, 'metafile.yml')] = render_metafile(folder, rows)
     for variant in demo_variants():
         if not variant.demo_config:
             files[demo_path(variant)] = render_demo(variant)
     return files
+
+
+def _recipe_base(matrix: Matrix, variant: Variant, backbone: Backbone,
+                 dataset: Dataset) -> Dict[str, str]:
+    """{path: source} of the method-level recipe base a leaf inherits, if any."""
+    bases = matrix.bases(variant, backbone, dataset) if matrix.bases else None
+    if not bases:
+        return {}
+    shared = shared_recipe(variant.folder, family_of(dataset.key) or '')
+    return {osp.join('configs', bases[-1]): render_recipe_base(
+        shared, backbone.base, f'{variant.title} on {backbone.title}', variant.petl_source,
+        variant.head)}
 
 
 def stale_files(root: str) -> List[str]:

@@ -28,7 +28,7 @@ from typing import List, Optional, Tuple
 
 from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS, VTAB_TASKS
 from .configgen import MARK, Backbone, Dataset, Matrix, Published, leaf_path
-from .recipe_render import image_leaf_recipe, image_setting
+from .recipe_render import image_data, image_leaf_recipe, image_setting
 from .recipe_resolve import recipe_choice
 from .variants import Variant
 
@@ -61,6 +61,11 @@ def image_datasets(fgvc: bool = True) -> List[Dataset]:
 def _setting(dataset: Dataset) -> Tuple[str, List[str]]:
     with recipe_choice(RECIPE):
         return image_setting(dataset.key, dataset.num_classes)
+
+
+def _data(dataset: Dataset) -> List[str]:
+    with recipe_choice(RECIPE):
+        return image_data(dataset.key)
 
 
 def _recipe(variant: Variant, dataset: Dataset) -> List[str]:
@@ -101,7 +106,8 @@ FOUNDATION = Matrix(
     source=_SOURCE,
     setting=_setting,
     recipe=_recipe,
-    backbone=_backbone)
+    backbone=_backbone,
+    data=_data)
 
 #: one VTAB-1k config per task with LoRA (LoRA's per-profile defaults: q and v on EVA-02's fused
 #: qkv, fc1 + fc2 on ConvNeXt's pointwise MLP)
@@ -118,7 +124,8 @@ FOUNDATION_VTAB = Matrix(
     source=_SOURCE,
     setting=_setting,
     recipe=_recipe,
-    backbone=_backbone)
+    backbone=_backbone,
+    data=_data)
 
 
 def render_wrapper(variant: Variant, backbone: Backbone, dataset: Dataset) -> str:

@@ -1,10 +1,13 @@
-"""The recipe table as config text: the image setting bases and each leaf's own recipe.
+"""The recipe table as config text: the image data and setting bases and each leaf's recipe.
 
-A setting base (``configs/_base_/image/vit-b16_<dataset>.py``) holds the family's common row
-(V-PETL Bench's protocol: lr / wd, label smoothing, augmentation, head init); a leaf
+A data base (``configs/_base_/image/<dataset>.py``) holds the task's data root; a setting base
+(``configs/_base_/image/vit-b16_<dataset>.py``, over it) the family's common row (V-PETL Bench's
+protocol: lr / wd, label smoothing, augmentation, head init); a leaf
 (``configs/<folder>/vit-b_<dataset>.py``) writes every key where its method's resolved recipe
 (:func:`~.recipe_resolve.resolve`) differs from it, each block with a comment naming its source,
-plus the method's per-task arguments (:mod:`.pertask`). :mod:`.matrices` calls these.
+plus the method's per-task arguments (:mod:`.pertask`). Methods whose rows stand alone have
+method-level recipe bases instead (:mod:`.recipe_base`, which renders with the helpers here).
+:mod:`.matrices` calls these.
 
 Examples:
     >>> model, lines = image_leaf_recipe('ssf', 'vtab-cifar100', "dict(_delete_=True, type='SSF')")
@@ -26,14 +29,14 @@ _NAMES = dict(lr='lr', weight_decay='weight decay', batch_size='batch size',
               batch_augments='batch augments', normalisation='normalisation',
               head_init='head init', legacy_eval='test evaluations of --protocol legacy')
 # timm train.py's defaults, the values SSF's, HST's and GPS's scripts leave in place
-_BATCH_AUGMENTS = dict(Mixup="dict(type='Mixup', alpha=0.8)",
+BATCH_AUGMENT_SOURCES = dict(Mixup="dict(type='Mixup', alpha=0.8)",
                        CutMix="dict(type='CutMix', alpha=1.0)")
-_HEAD_INITS = dict(zero="dict(type='Constant', layer='Linear', val=0)", default='None',
+HEAD_INIT_SOURCES = dict(zero="dict(type='Constant', layer='Linear', val=0)", default='None',
                    trunc_normal="dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)")
 _SCHEDULE = ('t_initial', 'warmup_t', 'warmup_lr_init', 'lr_min')
 
 
-def _loss(values: Dict[str, Any], column: int) -> str:
+def loss_source(values: Dict[str, Any], column: int) -> str:
     """The head's loss for a recipe's label smoothing and batch augments (soft targets), its
     second line indented to ``column``."""
     smoothing = values.get('label_smoothing', 0.)
@@ -44,19 +47,39 @@ def _loss(values: Dict[str, Any], column: int) -> str:
     return f"dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0{soft})"
 
 
-def _pipeline(augmented: bool) -> str:
+def pipeline_source(augmented: bool) -> str:
     return '{{_base_.vtab_train_pipeline%s}}' % ('_aug' if augmented else '')
 
 
-def _legacy(values: Dict[str, Any]) -> str:
+def legacy_source(values: Dict[str, Any]) -> str:
     """``legacy_eval``; mmengine takes ``dynamic_intervals`` as (milestone, interval) tuples."""
     values = {k: [tuple(x) for x in v] if k == 'dynamic_intervals' else v
               for k, v in values.items()}
     return 'legacy_eval = dict(' + ', '.join(f'{k}={v!r}' for k, v in values.items()) + ')'
 
 
+def image_data(dataset: str) -> List[str]:
+    """A data base's lines (``_base_/image/<dataset>.py``, over the family's dataset base): the
+    task's data root, for every backbone and method.
+
+    Examples:
+        >>> image_data('vtab-dtd')[1]
+        "dataset = dict(data_root='data/vtab-1k/dtd', task='dtd')"
+    """
+    if dataset in VTAB_DATASETS:
+        shared = dict(data_root=f'data/vtab-1k/{VTAB_DATASETS[dataset]}',
+                      task=VTAB_DATASETS[dataset])
+    else:
+        name, folder = FGVC_DATASETS[dataset][:2]
+        shared = dict(data_root=f'data/fgvc/{folder}', name=name)
+    fields = ', '.join(f'{k}={v!r}' for k, v in shared.items())
+    return ['# the fields every split shares', f'dataset = dict({fields})',
+            'train_dataloader = dict(dataset=dataset)', 'val_dataloader = dict(dataset=dataset)',
+            'test_dataloader = dict(dataset=dataset)']
+
+
 def image_setting(dataset: str, num_classes: int) -> Tuple[str, List[str]]:
-    """A setting base's head fields and lines: data and the family's common row.
+    """A setting base's head fields and lines (over its data base): the family's common row.
 
     Examples:
         >>> head, lines = image_setting('vtab-kitti', 4)
@@ -64,29 +87,18 @@ def image_setting(dataset: str, num_classes: int) -> Tuple[str, List[str]]:
         (True, 'legacy_eval = dict(val_interval=10)')
     """
     common = resolve('*', dataset).values
-    if dataset in VTAB_DATASETS:
-        shared = dict(data_root=f'data/vtab-1k/{VTAB_DATASETS[dataset]}',
-                      task=VTAB_DATASETS[dataset])
-        pipeline = _pipeline(True) if common['augmentation'] else None
-    else:
-        name, folder = FGVC_DATASETS[dataset][:2]
-        shared = dict(data_root=f'data/fgvc/{folder}', name=name)
-        pipeline = None
-    fields = ', '.join(f'{k}={v!r}' for k, v in shared.items())
-    train = f'dict(**dataset, pipeline={pipeline})' if pipeline else 'dataset'
+    augmented = dataset in VTAB_DATASETS and common['augmentation']
     # nn.Linear's own init (V-PETL's reset_classifier), not mmpretrain's zero head
-    head = f",\n{' ' * 23}init_cfg={_HEAD_INITS[common['head_init']]}"
+    head = f",\n{' ' * 23}init_cfg={HEAD_INIT_SOURCES[common['head_init']]}"
     if common['label_smoothing']:
-        head += f",\n{' ' * 23}loss={_loss(common, 33)}"
-    return head, [f'data_preprocessor = dict(num_classes={num_classes})',
-                  '# the fields every split shares', f'dataset = dict({fields})',
-                  f'train_dataloader = dict(dataset={train})',
-                  'val_dataloader = dict(dataset=dataset)',
-                  'test_dataloader = dict(dataset=dataset)',
+        head += f",\n{' ' * 23}loss={loss_source(common, 33)}"
+    train = [f'train_dataloader = dict(dataset=dict(pipeline={pipeline_source(True)}))'] \
+        if augmented else []
+    return head, [f'data_preprocessor = dict(num_classes={num_classes})', *train,
                   f"optim_wrapper = dict(optimizer=dict(lr={common['lr']!r}, "
                   f"weight_decay={common['weight_decay']!r}))",
                   "# the epochs the reference evaluates on test (vpetl_mm/apis/protocol.py, "
-                  "--protocol legacy)", _legacy(common['legacy_eval'])]
+                  "--protocol legacy)", legacy_source(common['legacy_eval'])]
 
 
 def changed(recipe: Resolved, dataset: str) -> Dict[str, Any]:
@@ -101,7 +113,7 @@ def changed(recipe: Resolved, dataset: str) -> Dict[str, Any]:
             if v != base.get(k, () if k == 'batch_augments' else None)}
 
 
-def _cited(recipe: Resolved, keys: List[str], indent: str = '') -> List[str]:
+def cited(recipe: Resolved, keys: List[str], indent: str = '') -> List[str]:
     """One comment line group naming the keys and the sources they come from."""
     sources = list(dict.fromkeys(recipe.cites[k] for k in keys))
     names = ', '.join(_NAMES.get(k, k) for k in keys)
@@ -117,8 +129,8 @@ def _model(recipe: Resolved, diff: Dict[str, Any], petl: str, method: Optional[t
     names = list(method[0]) if method else []
     lines = comment(f"{', '.join(names)} for this task: {method[2]}", pad) if names else []
     if 'drop_path_rate' in diff:
-        lines += _cited(recipe, ['drop_path_rate'], pad)
-    entry = _packed(f'{pad}backbone=dict(petl=', with_overrides(petl, method[0]) if method else petl)
+        lines += cited(recipe, ['drop_path_rate'], pad)
+    entry = packed(f'{pad}backbone=dict(petl=', with_overrides(petl, method[0]) if method else petl)
     if 'drop_path_rate' in diff:
         entry += f",\n{' ' * 18}backbone=dict(drop_path_rate={diff['drop_path_rate']!r})"
     parts = ['\n'.join(lines + [entry + ')'])]
@@ -127,19 +139,19 @@ def _model(recipe: Resolved, diff: Dict[str, Any], petl: str, method: Optional[t
     if head or head_args:
         fields = []
         if 'label_smoothing' in diff or 'batch_augments' in diff:
-            fields.append(f'loss={_loss(recipe.values, 24)}')
+            fields.append(f'loss={loss_source(recipe.values, 24)}')
         if 'head_init' in diff:
-            fields.append(f"init_cfg={_HEAD_INITS[diff['head_init']]}")
+            fields.append(f"init_cfg={HEAD_INIT_SOURCES[diff['head_init']]}")
         fields += [f'{k}={v!r}' for k, v in head_args.items()]  # one head dict, not two
-        parts.append('\n'.join((_cited(recipe, head, pad) if head else []) + [
+        parts.append('\n'.join((cited(recipe, head, pad) if head else []) + [
             f"{pad}head=dict({(',' + chr(10) + ' ' * 14).join(fields)})"]))
     if diff.get('batch_augments'):
-        augments = ', '.join(_BATCH_AUGMENTS[name] for name in diff['batch_augments'])
+        augments = ', '.join(BATCH_AUGMENT_SOURCES[name] for name in diff['batch_augments'])
         parts.append(f'{pad}train_cfg=dict(augments=[{augments}])')
     return ',\n'.join(parts) if own or len(parts) > 1 else None
 
 
-def _packed(head: str, petl: str, width: int = 100) -> str:
+def packed(head: str, petl: str, width: int = 100) -> str:
     """``head + petl`` (a ``dict(...)`` source), its keywords packed into lines of at most
     ``width`` characters (one value per line where they are long: NOAH's per-layer widths)."""
     if len(head + petl) + 2 <= width:
@@ -155,6 +167,31 @@ def _packed(head: str, petl: str, width: int = 100) -> str:
     return '\n'.join(lines + [line + ')'])
 
 
+def loader_lines(recipe: Resolved, diff: Dict[str, Any]) -> List[str]:
+    """``train_dataloader`` with the batch size and augmentation of ``diff`` (if any)."""
+    keys = [k for k in ('batch_size', 'augmentation') if k in diff]
+    fields = [f"batch_size={diff['batch_size']!r}"] if 'batch_size' in diff else []
+    if 'augmentation' in diff:
+        fields.append(f"dataset=dict(pipeline={pipeline_source(diff['augmentation'])})")
+    return cited(recipe, keys) + [f"train_dataloader = dict({', '.join(fields)})"] \
+        if keys else []
+
+
+def schedule_lines(recipe: Resolved, values: Dict[str, Any]) -> List[str]:
+    """The epochs, the cosine schedule and the test epochs of ``values`` (where set)."""
+    lines = []
+    if 'max_epochs' in values:
+        lines += cited(recipe, ['max_epochs']) + \
+            [f"train_cfg = dict(max_epochs={values['max_epochs']!r})"]
+    schedule = [k for k in _SCHEDULE if k in values]
+    if schedule:
+        lines += cited(recipe, schedule) + ['param_scheduler = dict(' + ', '.join(
+            f'{k}={values[k]!r}' for k in schedule) + ')']
+    if 'legacy_eval' in values:
+        lines += cited(recipe, ['legacy_eval']) + [legacy_source(values['legacy_eval'])]
+    return lines
+
+
 def _optim(recipe: Resolved, diff: Dict[str, Any]) -> List[str]:
     keys = [k for k in ('lr', 'weight_decay', 'decay_1d', 'decay_bias') if k in diff]
     if not keys:
@@ -167,7 +204,7 @@ def _optim(recipe: Resolved, diff: Dict[str, Any]) -> List[str]:
     if rules:  # the PETL parameters follow the host rule too (PETLOptimWrapperConstructor)
         text += (f",\n{' ' * 21}paramwise_cfg=dict({', '.join(rules)}, "
                  'petl=dict(apply_host_rules=True))')
-    return _cited(recipe, keys) + [text + ')']
+    return cited(recipe, keys) + [text + ')']
 
 
 def image_leaf_recipe(folder: str, dataset: str, petl: str,
@@ -183,24 +220,8 @@ def image_leaf_recipe(folder: str, dataset: str, petl: str,
     diff = changed(recipe, dataset)
     method = lookup(folder, dataset)
     method = method if method and method[0] else None
-    lines = []
-    loader = [k for k in ('batch_size', 'augmentation') if k in diff]
-    if loader:
-        fields = [f"batch_size={diff['batch_size']!r}"] if 'batch_size' in diff else []
-        if 'augmentation' in diff:
-            fields.append(f"dataset=dict(pipeline={_pipeline(diff['augmentation'])})")
-        lines += _cited(recipe, loader) + [f"train_dataloader = dict({', '.join(fields)})"]
-    lines += _optim(recipe, diff)
-    if 'max_epochs' in diff:
-        lines += _cited(recipe, ['max_epochs']) + \
-            [f"train_cfg = dict(max_epochs={diff['max_epochs']!r})"]
-    schedule = [k for k in _SCHEDULE if k in diff]
-    if schedule:
-        lines += _cited(recipe, schedule) + ['param_scheduler = dict(' + ', '.join(
-            f'{k}={diff[k]!r}' for k in schedule) + ')']
-    if 'legacy_eval' in diff:
-        lines += _cited(recipe, ['legacy_eval']) + [_legacy(diff['legacy_eval'])]
+    lines = loader_lines(recipe, diff) + _optim(recipe, diff) + schedule_lines(recipe, diff)
     if 'normalisation' in diff:
-        lines += _cited(recipe, ['normalisation']) + \
+        lines += cited(recipe, ['normalisation']) + \
             [f"data_preprocessor = dict(norm={diff['normalisation']!r})"]
     return _model(recipe, diff, petl, method, head_args or {}), lines

@@ -63,7 +63,8 @@ def row_of(folder: str, family: str) -> Optional[Row]:
     return TABLE.get((folder, family))
 
 
-def _cite(row: Row, dataset: str) -> str:
+def cite_of(row: Row, dataset: str) -> str:
+    """A row's source for one task (``<task>`` replaced by the source's task name)."""
     names = _VPETL_TASKS if row.source.startswith(VPETL) else TIMM_TASKS
     return row.source.replace('<task>', names[dataset])
 
@@ -94,6 +95,11 @@ def recipe_choice(choice: str) -> Iterator[None]:
         _CHOICE['rows'] = before
 
 
+def current_choice() -> str:
+    """The :data:`CHOICES` entry :func:`resolve` follows now."""
+    return _CHOICE['rows']
+
+
 def resolve(folder: str, dataset: str) -> Optional[Resolved]:
     """The recipe of ``configs/<folder>/vit-b_<dataset>.py``; None outside VTAB-1k / FGVC
     (``folder='*'``: the family's common row, what the setting bases hold)."""
@@ -107,8 +113,8 @@ def resolve(folder: str, dataset: str) -> Optional[Resolved]:
     layers: List[Tuple[str, Dict[str, Any]]] = []  # general -> specific
     for source in ([COMMON[family]] if row is None or row.inherits else []) + \
             ([row] if row else []):
-        layers.append((_cite(source, dataset), dict(source.values)))
-        layers.append((_cite(source, dataset), dict(source.tasks.get(dataset, {}))))
+        layers.append((cite_of(source, dataset), dict(source.values)))
+        layers.append((cite_of(source, dataset), dict(source.tasks.get(dataset, {}))))
     found = per_task_lookup(folder, dataset)
     if found and found[1] and _CHOICE['rows'] == 'published':
         layers.append((found[2], dict(found[1])))

@@ -28,7 +28,7 @@ Examples:
     >>> rows['lora', 'fgvc'].values, rows['hydra', 'vtab'].values['t_initial']
     ({'batch_size': 128}, 500)
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..datasets import (FGVC_DATASETS, FGVC_LR_WD, VTAB_AUGMENTED, VTAB_DATASETS,
@@ -201,7 +201,9 @@ _VPETL_ROWS = [
         batch_size=(64, 64, 64, 32, 32, 32, 32, 32, 64, 32, 64, 64, 64, 64, 64, 64, 64, 32, 32),
         augmentation=(False, False, True, False, True, True, False, True, True, True, True, True,
                       True, True, True, False, False, False, False)),
-        note="the SCT YAMLs' per-task `scale` / `scaleonx` are method arguments (not here)"),
+        note="the SCT YAMLs' per-task `scale` / `scaleonx` reach ChannelAdapter, whose forward "
+        'ignores them (the scaled lines are commented out, models/vision_transformer_sct.py): '
+        'the published SCT figures ran unscaled, as SCT here does'),
     _vpetl('sct', 'fgvc', 'train/train_model_sct.py, configs/model_sct/fgvc/<task>.yaml',
            _SCT_EVAL),
 ]
@@ -288,6 +290,54 @@ _OWN_ROWS = [
          'weight_decay': 1e-4, 'decay_1d': False, 'decay_bias': False, 'batch_size': 64,
          **_SCHEDULE}, inherits=False),
 ]
+# methods after V-PETL Bench (docs/methods-2024.md): their own repositories where they have an
+# image recipe. Adapter+ (conf/train/default.yaml, optimizer/adamw.yaml, data/base_data.yaml,
+# config.yaml; modeling/adaptermodel.py): AdamW lr 1e-3 / wd 1e-4 without decay on 1-D
+# parameters, biases and scalings (add_weight_decay), batch 64, 100 epochs, 10 warm-up epochs
+# from lr / 100 (lr_start_factor), cosine to lr / 1000 (lr_factor), no smoothing, drop path 0.1,
+# the timm model's 0.5 / 0.5 normalisation (vit_base_patch16_224.orig_in21k), timm's
+# trunc-normal head, tested once, after epoch 100 (the experiments' val_every_n_epoch 100)
+_ADAPTER_PLUS = 'visinf/adapter_plus@191c4ab'
+_ADAPTER_PLUS_RECIPE = dict(
+    optimizer='AdamW', lr=1e-3, weight_decay=1e-4, decay_1d=False, decay_bias=False,
+    batch_size=64, max_epochs=100, t_initial=100, warmup_t=10, warmup_lr_init=1e-5, lr_min=1e-6,
+    label_smoothing=0., batch_augments=(), drop_path_rate=0.1, normalisation='inception',
+    head_init='trunc_normal', legacy_eval=dict(val_begin=100, val_interval=100))
+_ADAPTER_PLUS_NOTE = ("its cosine spans the 90 epochs after the warm-up (pl_bolts' "
+                      'LinearWarmupCosineAnnealingLR, peak at epoch 9), ours timm\'s over 100 with '
+                      'the warm-up inside; it trains in bf16')
+# GLoRA (GLoRA/supernet.py, engine.py, data/vtab.py; README: "LR=1e-4 works very well across
+# datasets", 500 epochs whatever the dataset): AdamW on every trainable tensor at lr 1e-4 /
+# wd 1e-4, batch 64, timm cosine over 500 epochs (warm-up 10 from 1e-6, final 1e-5), plain
+# cross-entropy, Resize((224, 224)) bicubic, ImageNet mean / std, reset_classifier's nn.Linear,
+# drop path 0.1, tested every 100 epochs (`ep % 100 == 99`)
+_GLORA = ('Arnav0400/ViT-Slim@0fed674 GLoRA/supernet.py, GLoRA/engine.py, GLoRA/data/vtab.py, '
+          'GLoRA/README.md')
+_DORA = ("NVlabs/DoRA@7e2f10a has no VTAB-1k or FGVC recipe (commonsense reasoning, VL-BART / "
+         "LLaVA scripts only): the row is LoRA's, whose sites and ranks DoRA takes")
+_AFTER_VPETL_ROWS = [
+    Row('adapter_plus', 'vtab', f'{_ADAPTER_PLUS} conf/experiment/vtab/adapter_plus_dim8.yaml, '
+        'conf/train/default.yaml, modeling/adaptermodel.py',
+        dict(_ADAPTER_PLUS_RECIPE, augmentation=False), inherits=False,
+        note=_ADAPTER_PLUS_NOTE + '; bottleneck 8 on every task (adapter_plus_dim8.yaml; '
+        'adapter_plus_dim1-8.yaml\'s per-task 1-8 are not used); tf.image.resize bilinear'),
+    Row('adapter_plus', 'fgvc', f'{_ADAPTER_PLUS} conf/experiment/fgvc/adapter_plus_dim1-32.yaml, '
+        'conf/train/default.yaml, modeling/adaptermodel.py, data/fgvc.py',
+        dict(_ADAPTER_PLUS_RECIPE, augmentation=True), inherits=False,
+        note=_ADAPTER_PLUS_NOTE + "; its RandomResizedCrop + flip (data/fgvc.py) is V-PETL's "
+        'random crop here; its FGVC runs take per-dataset bottlenecks 1-32 '
+        '(adapter_plus_dim1-32.yaml), ours 8'),
+    Row('glora', 'vtab', _GLORA, dict(
+        _PLAIN, lr=1e-4, weight_decay=1e-4, decay_1d=True, decay_bias=True, batch_size=64,
+        max_epochs=500, t_initial=500, warmup_t=10, warmup_lr_init=1e-6, lr_min=1e-5,
+        legacy_eval=dict(val_interval=100)), inherits=False,
+        note="the supernet's training recipe: GLoRA's published figures are subnets that an "
+        'evolutionary search picks from that supernet (no retraining); ours trains one fixed '
+        'subnet with it'),
+    Row('glora', 'fgvc', COMMON['fgvc'].source,
+        note="no FGVC recipe of its own (GLoRA/data/vtab.py's FGVC names are few-shot sets)"),
+    *[replace(row, folder='dora', note=_DORA) for row in _VPETL_ROWS if row.folder == 'lora'],
+]
 _VPT = ("the published VPT-deep figures are VPT's (SGD; its per-task lr / wd sit in a sheet "
         'outside the repository); V-PETL has no VPT-deep trainer: the V-PETL protocol')
 _COMMON_ONLY = [  # published figures from V-PETL's runs or papers whose recipe is not public
@@ -298,4 +348,4 @@ _COMMON_ONLY = [  # published figures from V-PETL's runs or papers whose recipe 
     for folder in ('fact', 'repadapter', 'hydra', 'dtl', 'noah')]
 
 #: the recipe table: one row per image method folder x family
-ROWS: Tuple[Row, ...] = tuple(_VPETL_ROWS + _OWN_ROWS + _COMMON_ONLY)
+ROWS: Tuple[Row, ...] = tuple(_VPETL_ROWS + _OWN_ROWS + _AFTER_VPETL_ROWS + _COMMON_ONLY)
