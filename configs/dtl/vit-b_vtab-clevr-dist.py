@@ -7,25 +7,30 @@ _base_ = ['../_base_/image/vit-b16_vtab-clevr-dist.py']
 
 model = dict(
     # drop path: heekhero/DTL@bf6c51e train_scripts/vit/vtab/clevr_dist/train_dtl.sh,
-    # train_vit_vtab.py, utils/utils.py
+    # train_vit_vtab.py, utils/utils.py, models/vision_transformer.py
     backbone=dict(petl=dict(_delete_=True, type='DTL', pool='mean'),
-                  backbone=dict(drop_path_rate=0.2)))
+                  backbone=dict(drop_path_rate=0.2)),
+    # head init: heekhero/DTL@bf6c51e train_scripts/vit/vtab/clevr_dist/train_dtl.sh,
+    # train_vit_vtab.py, utils/utils.py, models/vision_transformer.py
+    head=dict(init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)))
 # batch size: heekhero/DTL@bf6c51e train_scripts/vit/vtab/clevr_dist/train_dtl.sh,
-# train_vit_vtab.py, utils/utils.py
+# train_vit_vtab.py, utils/utils.py, models/vision_transformer.py
 train_dataloader = dict(batch_size=32)
 # lr, weight decay, no decay on biases: heekhero/DTL@bf6c51e
-# train_scripts/vit/vtab/clevr_dist/train_dtl.sh, train_vit_vtab.py, utils/utils.py
+# train_scripts/vit/vtab/clevr_dist/train_dtl.sh, train_vit_vtab.py, utils/utils.py,
+# models/vision_transformer.py
 optim_wrapper = dict(optimizer=dict(lr=0.0005, weight_decay=0.05),
                      paramwise_cfg=dict(bias_decay_mult=0.0, petl=dict(apply_host_rules=True)))
 # epochs: heekhero/DTL@bf6c51e train_scripts/vit/vtab/clevr_dist/train_dtl.sh, train_vit_vtab.py,
-# utils/utils.py
+# utils/utils.py, models/vision_transformer.py
 train_cfg = dict(max_epochs=110)
 # warm-up start, final lr: heekhero/DTL@bf6c51e train_scripts/vit/vtab/clevr_dist/train_dtl.sh,
-# train_vit_vtab.py, utils/utils.py
+# train_vit_vtab.py, utils/utils.py, models/vision_transformer.py
 param_scheduler = dict(warmup_lr_init=1e-07, lr_min=1e-08)
 # test evaluations of --protocol legacy: heekhero/DTL@bf6c51e
-# train_scripts/vit/vtab/clevr_dist/train_dtl.sh, train_vit_vtab.py, utils/utils.py
+# train_scripts/vit/vtab/clevr_dist/train_dtl.sh, train_vit_vtab.py, utils/utils.py,
+# models/vision_transformer.py
 legacy_eval = dict(val_begin=110, val_interval=110)
 # normalisation: heekhero/DTL@bf6c51e train_scripts/vit/vtab/clevr_dist/train_dtl.sh,
-# train_vit_vtab.py, utils/utils.py
+# train_vit_vtab.py, utils/utils.py, models/vision_transformer.py
 data_preprocessor = dict(norm='inception')

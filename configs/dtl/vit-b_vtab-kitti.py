@@ -7,25 +7,28 @@ _base_ = ['../_base_/image/vit-b16_vtab-kitti.py']
 
 model = dict(
     backbone=dict(petl=dict(_delete_=True, type='DTL', pool='mean')),
-    # label smoothing: heekhero/DTL@bf6c51e train_scripts/vit/vtab/kitti/train_dtl.sh,
-    # train_vit_vtab.py, utils/utils.py
-    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))
+    # label smoothing, head init: heekhero/DTL@bf6c51e train_scripts/vit/vtab/kitti/train_dtl.sh,
+    # train_vit_vtab.py, utils/utils.py, models/vision_transformer.py
+    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0),
+              init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)))
 # batch size, augmentation: heekhero/DTL@bf6c51e train_scripts/vit/vtab/kitti/train_dtl.sh,
-# train_vit_vtab.py, utils/utils.py
+# train_vit_vtab.py, utils/utils.py, models/vision_transformer.py
 train_dataloader = dict(batch_size=32, dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
 # lr, weight decay, no decay on biases: heekhero/DTL@bf6c51e
-# train_scripts/vit/vtab/kitti/train_dtl.sh, train_vit_vtab.py, utils/utils.py
+# train_scripts/vit/vtab/kitti/train_dtl.sh, train_vit_vtab.py, utils/utils.py,
+# models/vision_transformer.py
 optim_wrapper = dict(optimizer=dict(lr=0.008, weight_decay=0.05),
                      paramwise_cfg=dict(bias_decay_mult=0.0, petl=dict(apply_host_rules=True)))
 # epochs: heekhero/DTL@bf6c51e train_scripts/vit/vtab/kitti/train_dtl.sh, train_vit_vtab.py,
-# utils/utils.py
+# utils/utils.py, models/vision_transformer.py
 train_cfg = dict(max_epochs=110)
 # warm-up start, final lr: heekhero/DTL@bf6c51e train_scripts/vit/vtab/kitti/train_dtl.sh,
-# train_vit_vtab.py, utils/utils.py
+# train_vit_vtab.py, utils/utils.py, models/vision_transformer.py
 param_scheduler = dict(warmup_lr_init=1e-07, lr_min=1e-08)
 # test evaluations of --protocol legacy: heekhero/DTL@bf6c51e
-# train_scripts/vit/vtab/kitti/train_dtl.sh, train_vit_vtab.py, utils/utils.py
+# train_scripts/vit/vtab/kitti/train_dtl.sh, train_vit_vtab.py, utils/utils.py,
+# models/vision_transformer.py
 legacy_eval = dict(val_begin=110, val_interval=110)
 # normalisation: heekhero/DTL@bf6c51e train_scripts/vit/vtab/kitti/train_dtl.sh, train_vit_vtab.py,
-# utils/utils.py
+# utils/utils.py, models/vision_transformer.py
 data_preprocessor = dict(norm='inception')

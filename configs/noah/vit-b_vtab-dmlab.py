@@ -11,11 +11,15 @@ model = dict(
     backbone=dict(petl=dict(_delete_=True, type='NOAH',
                             vpt=[1, 10, 5, 1, 10, 10, 5, 10, 10, 1, 1, 1],
                             lora=[10, 5, 1, 5, 10, 10, 5, 5, 5, 10, 10, 1],
-                            adapter=[5, 1, 5, 1, 5, 1, 5, 5, 5, 10, 10, 10])))
+                            adapter=[5, 1, 5, 1, 5, 1, 5, 5, 5, 10, 10, 10])),
+    # head init: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
+    # supernet_train_prompt.py, model/supernet_vision_transformer_timm.py
+    head=dict(init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)))
 # augmentation: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
-# supernet_train_prompt.py
+# supernet_train_prompt.py, model/supernet_vision_transformer_timm.py
 train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
 # lr, weight decay, no decay on 1-D parameters, no decay on biases: ZhangYuanhan-AI/NOAH@e9c55f3
-# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py
+# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py,
+# model/supernet_vision_transformer_timm.py
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001),
                      paramwise_cfg=dict(flat_decay_mult=0.0, petl=dict(apply_host_rules=True)))

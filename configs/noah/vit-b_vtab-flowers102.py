@@ -12,13 +12,16 @@ model = dict(
                             vpt=[10, 10, 5, 5, 1, 10, 1, 5, 10, 1, 5, 10],
                             lora=[10, 10, 5, 5, 1, 10, 1, 5, 10, 1, 5, 10],
                             adapter=[5, 1, 5, 5, 1, 1, 10, 5, 5, 10, 5, 10])),
-    # label smoothing: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
-    # supernet_train_prompt.py
-    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0)))
+    # label smoothing, head init: ZhangYuanhan-AI/NOAH@e9c55f3
+    # configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py,
+    # model/supernet_vision_transformer_timm.py
+    head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0),
+              init_cfg=dict(_delete_=True, type='TruncNormal', layer='Linear', std=0.02)))
 # augmentation: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
-# supernet_train_prompt.py
+# supernet_train_prompt.py, model/supernet_vision_transformer_timm.py
 train_dataloader = dict(dataset=dict(pipeline={{_base_.vtab_train_pipeline}}))
 # lr, weight decay, no decay on 1-D parameters, no decay on biases: ZhangYuanhan-AI/NOAH@e9c55f3
-# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py
+# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py,
+# model/supernet_vision_transformer_timm.py
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001),
                      paramwise_cfg=dict(flat_decay_mult=0.0, petl=dict(apply_host_rules=True)))
