@@ -28,6 +28,9 @@ DENSE_CONFIGS = sorted(osp.relpath(p, REPO) for s in DENSE_SETTINGS
                        for p in glob.glob(osp.join(REPO, 'configs', '*', f'{s}.py')))
 
 
+_NO_DECAY = ('absolute_pos_embed', 'relative_position_bias_table', 'norm')
+
+
 def _check(path: str) -> None:
     folder, stem = path.split('/')[1], osp.splitext(osp.basename(path))[0]
     rows = matching_rows(VIDEO_ROWS + DENSE_ROWS, folder, stem)
@@ -39,6 +42,9 @@ def _check(path: str) -> None:
     assert len(runs) == len(expected), (path, runs)
     for want, got in zip(expected, runs):
         assert {k: got.get(k) for k in want} == dict(want), (path, got)
+    if stem.startswith('swin-'):  # every dense source: no decay on position tables and norms
+        keys = recipe['paramwise_cfg']['custom_keys']
+        assert {k: keys[k]['decay_mult'] for k in _NO_DECAY} == dict.fromkeys(_NO_DECAY, 0.)
 
 
 @pytest.mark.parametrize('row', VIDEO_ROWS + DENSE_ROWS, ids=lambda r: r.setting)
