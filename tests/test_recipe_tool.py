@@ -147,7 +147,8 @@ def test_recipe_fields_of_augmented_and_video_configs():
     assert [a.split('(')[0] for a in dtd['augmentation']] == ['RandomFlip', 'RandAugment']
     assert 'configs/model_lora/vtab/dtd.yaml' in dtd['source']
     video = config_recipe(osp.join(REPO, 'configs/lora/videoswin-b_ssv2.py'), build=False)
-    assert video['source'] == NO_SOURCE and video['label_smoothing'] == 0.
+    assert 'VideoActionRecognition/train/train_model_LoRA.py' in video['source']
+    assert video['deviations'] == [] and video['label_smoothing'] == 0.
     assert video['warmup'].startswith('LinearLR 0-') and video['wrapper'] == 'AmpOptimWrapper'
     assert video['head_init'] == {'cls_head': 'I3DHead: init_weights(), init_std=0.01'}
     assert is_augmenting(dict(type='mmaction.Flip')) and not is_augmenting(dict(type='Resize'))
@@ -158,14 +159,15 @@ def test_sources_chain_and_plug_in():
     assert source_text('lora', 'vit-b_fgvc-cub').startswith(
         'batch_size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad '
         'ImageClassification/configs/model_lora/fgvc/CUB_200_2011.yaml; ')
-    assert source_text('lora', 'swin-b_coco') == NO_SOURCE
+    assert 'mmdetection@fff646d' in source_text('lora', 'swin-b_coco')  # recipe_table_dense
+    assert source_text('lora', 'vit-tiny_digits5-9_lora') == NO_SOURCE  # a demo config
 
     def table(folder, setting):  # what a per-method recipe table will add
         return [RecipeSource(('lr',), 'org/repo@1234567 a.yaml')] if folder == 'ssf' else []
 
     register_source_lookup(table)
     try:
-        assert source_text('ssf', 'swin-b_coco') == 'lr: org/repo@1234567 a.yaml'
+        assert source_text('ssf', 'vit-tiny_digits5-9_ssf') == 'lr: org/repo@1234567 a.yaml'
         assert source_text('ssf', 'vit-b_vtab-dtd').startswith('lr: org/repo@1234567 a.yaml; ')
     finally:
         SOURCE_LOOKUPS.remove(table)

@@ -121,3 +121,20 @@ def test_gps_selects_the_only_columns_with_gradient_and_trains_just_them():
     wrapper.eval().merge()
     moved = (host.layers[0].attn.qkv.weight - w0).abs() > 0
     assert moved.any() and not moved[:, [c for c in range(32) if c not in (3, 7)]].any()
+
+
+def test_gps_selection_pass_runs_the_host_in_train_mode():
+    """GPS's calculate_gradient calls model.train() (FightingFighting/GPS@c050245
+    train_gps.py): drop path is on during the pass; the wrapper's mode comes back after it."""
+    wrapper = _uncalibrated(dict(type='GPS', k=1), drop_path_rate=0.5)
+    seen = []
+    block = wrapper.backbone.layers[1]
+    handle = block.register_forward_hook(lambda m, a, o: seen.append(m.training))
+    wrapper.eval()
+    wrapper.calibrate(lambda: iter([calibration_batch(VIT)]))
+    handle.remove()
+    assert seen == [True]  # the block (and its drop path) ran in train mode
+    assert not wrapper.training and not any(m.training for m in wrapper.modules())
+    wrapper.train()
+    wrapper.calibrate(lambda: iter([calibration_batch(VIT)]))
+    assert wrapper.backbone.training and block.training

@@ -7,13 +7,13 @@ _base_ = ['../_base_/image/vtab-dmlab.py', '../_base_/recipes/vit-b16_dtl_vtab.p
 
 model = dict(
     # drop path: heekhero/DTL@bf6c51e train_scripts/vit/vtab/dmlab/train_dtl.sh, train_vit_vtab.py,
-    # utils/utils.py
+    # utils/utils.py, models/vision_transformer.py
     backbone=dict(backbone=dict(drop_path_rate=0.2)),
     head=dict(num_classes=6))
 # batch size: heekhero/DTL@bf6c51e train_scripts/vit/vtab/dmlab/train_dtl.sh, train_vit_vtab.py,
-# utils/utils.py
+# utils/utils.py, models/vision_transformer.py
 train_dataloader = dict(batch_size=32)
 # lr: heekhero/DTL@bf6c51e train_scripts/vit/vtab/dmlab/train_dtl.sh, train_vit_vtab.py,
-# utils/utils.py
+# utils/utils.py, models/vision_transformer.py
 optim_wrapper = dict(optimizer=dict(lr=0.0008))
 data_preprocessor = dict(num_classes=6)

@@ -253,11 +253,14 @@ _OWN_ROWS = [
     # DTL: 1 GPU x 32, AdamW wd 0.05 except on biases, cosine over 100 epochs + the 10 warm-up
     # epochs (get_cycle_length() + warmup_epochs), no augmentation, 0.5 / 0.5 normalisation
     Row('dtl', 'vtab', 'heekhero/DTL@bf6c51e train_scripts/vit/vtab/<task>/train_dtl.sh, '
-        'train_vit_vtab.py, utils/utils.py',
+        'train_vit_vtab.py, utils/utils.py, models/vision_transformer.py',
         dict(optimizer='AdamW', weight_decay=0.05, decay_1d=True, decay_bias=False,
              batch_size=32, max_epochs=110, t_initial=100, warmup_t=10, warmup_lr_init=1e-7,
              lr_min=1e-8, label_smoothing=0., augmentation=False, batch_augments=(),
-             normalisation='inception', legacy_eval=dict(val_begin=110, val_interval=110)),
+             normalisation='inception', legacy_eval=dict(val_begin=110, val_interval=110),
+             # models/vision_transformer.py: init_weights('') applies _init_vit_weights without
+             # names, so the head is trunc-normal(0.02), bias 0; the .npz load skips the head
+             head_init='trunc_normal'),
         per_task(  # DTL evaluates once, after the last epoch
             VTAB_KEYS,
             lr=(3e-4, 1e-3, 3e-4, 8e-3, 3e-4, 8e-3, 5e-4, 8e-3, 8e-3, 8e-3, 1e-4, 1e-3, 5e-4,
@@ -283,12 +286,13 @@ _OWN_ROWS = [
         dict(_TIMM_FGVC), inherits=False,
         note='--simple-aug (RandomResizedCrop) and --model-ema 0.9998 are not reproduced'),
     # NOAH retraining of the searched subnet: 1 GPU x 64, --no_aug --mixup 0 --cutmix 0
-    # --smoothing 0, timm create_optimizer (no decay on 1-D parameters)
+    # --smoothing 0, timm create_optimizer (no decay on 1-D parameters); the head: its own
+    # reset_classifier (model/supernet_vision_transformer_timm.py), trunc-normal(0.02), bias 0
     Row('noah', 'vtab', 'ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/'
-        'slurm_retrain_vtab.sh, supernet_train_prompt.py',
-        {**{k: v for k, v in _PLAIN.items() if k != 'head_init'}, 'lr': 1e-3,
-         'weight_decay': 1e-4, 'decay_1d': False, 'decay_bias': False, 'batch_size': 64,
-         **_SCHEDULE}, inherits=False),
+        'slurm_retrain_vtab.sh, supernet_train_prompt.py, '
+        'model/supernet_vision_transformer_timm.py',
+        dict(_PLAIN, lr=1e-3, weight_decay=1e-4, decay_1d=False, decay_bias=False,
+             batch_size=64, head_init='trunc_normal', **_SCHEDULE), inherits=False),
 ]
 # methods after V-PETL Bench (docs/methods-2024.md): their own repositories where they have an
 # image recipe. Adapter+ (conf/train/default.yaml, optimizer/adamw.yaml, data/base_data.yaml,

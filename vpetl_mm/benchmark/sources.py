@@ -9,7 +9,9 @@ pair adds its entries. Today the chain reads what the repository records:
   one row per method x family (VTAB-1k, FGVC) with its ``repo@commit path``, the per-task lr /
   wd / batch / drop path of :mod:`.pertask` on top; one entry per source, most specific first;
 * :mod:`.pertask`: the method arguments a method's own repository sets per task (Hydra's
-  scale, GPS's k ...).
+  scale, GPS's k ...);
+* :mod:`.recipe_table_video` and :mod:`.recipe_table_dense`: the video and dense rows, keyed by
+  setting (:mod:`.recipe_settings`).
 
 Another table plugs in by adding its lookup to :data:`SOURCE_LOOKUPS`
 (:func:`register_source_lookup`). A pair no lookup knows gets :data:`NO_SOURCE`.
@@ -17,7 +19,7 @@ Another table plugs in by adding its lookup to :data:`SOURCE_LOOKUPS`
 Examples:
     >>> [s.text for s in recipe_sources('lora', 'vit-b_vtab-cifar100')]  # doctest: +ELLIPSIS
     ['synbol/...@c188fad ImageClassification/scripts/run_vit_lora.sh', 'synbol/...']
-    >>> source_text('lora', 'videoswin-b_ssv2')
+    >>> source_text('lora', 'vit-tiny_digits5-9_lora')
     'no recorded source'
 """
 from dataclasses import dataclass, field
@@ -25,6 +27,10 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from .pertask import lookup as per_task_lookup
 from .recipe_resolve import resolve
+from .recipe_settings import matching_rows
+from .recipe_settings import source_text as row_source
+from .recipe_table_dense import DENSE_ROWS
+from .recipe_table_video import VIDEO_ROWS
 
 NO_SOURCE = 'no recorded source'
 
@@ -84,8 +90,19 @@ def per_task_sources(folder: str, setting: str) -> List[RecipeSource]:
     return [RecipeSource(tuple(found[0]), found[2], dict(found[0]))]
 
 
+def setting_sources(folder: str, setting: str) -> List[RecipeSource]:
+    """The video and dense rows of a config, the method's own first.
+
+    Examples:
+        >>> [s.text.split()[0] for s in setting_sources('mona', 'swin-l_ade20k')]
+        ['Leiyi-Hu/mona@5deeac9', 'Leiyi-Hu/mona@5deeac9']
+    """
+    return [RecipeSource(tuple(row.values), row_source(row, folder), dict(row.values))
+            for row in matching_rows(VIDEO_ROWS + DENSE_ROWS, folder, setting)]
+
+
 #: the lookups, most specific first; each one that knows a (folder, setting) adds its sources
-SOURCE_LOOKUPS: List[SourceLookup] = [table_sources, per_task_sources]
+SOURCE_LOOKUPS: List[SourceLookup] = [table_sources, per_task_sources, setting_sources]
 
 
 def register_source_lookup(lookup: SourceLookup, first: bool = True) -> SourceLookup:

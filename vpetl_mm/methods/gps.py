@@ -101,7 +101,8 @@ class GPS(BasePETLMethod):
     position embeddings and the CLS token stay frozen, as GPS. The entries are chosen by a
     calibration pass (``PETLCalibrationHook`` with ``views=2`` and the contrastive
     augmentation, before training): SupCon gradients (temperature 0.07) of the frozen
-    model's output features, summed over one epoch, top-k ``|grad|`` per row.
+    model's output features in train mode (drop path on, as GPS), summed over one epoch,
+    top-k ``|grad|`` per row.
 
     Parameters ``(k + 1) * rows``: ViT-B/16 ``(k + 1) * 83,712`` = 167,424 at GPS's VTAB
     ``k = 1`` (published 0.22M counts the head too: 769 * classes, 0.21M on average with the
@@ -152,12 +153,18 @@ class GPS(BasePETLMethod):
     @torch.enable_grad()  # also when called under no_grad (evaluation code)
     def calibrate(self, anatomy: Anatomy,
                   batches: Callable[[], Iterable[Tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        """The selection pass. It runs the host in train mode (dropout and drop path on), as
+        GPS's ``calculate_gradient`` calls ``model.train()`` before its gradient loop
+        (FightingFighting/GPS@c050245 train_gps.py); the wrapper's eval mode is restored after.
+        """
         weights = [host.weight for _, host in self._folds]
         flags = [w.requires_grad for w in weights]
         scores = [torch.zeros_like(w) for w in weights]
+        mode = anatomy.backbone.training
         for inj in self.injected:
             inj.module.ready = False  # the frozen model, without an earlier selection
         try:
+            anatomy.backbone.train(True)
             for w in weights:
                 w.requires_grad_(True)
             for inputs, labels in batches():
@@ -169,6 +176,7 @@ class GPS(BasePETLMethod):
                     if grad is not None:  # summed over the epoch, then |.| (GPS)
                         score.add_(grad)
         finally:
+            anatomy.backbone.train(mode)
             for w, flag in zip(weights, flags):
                 w.requires_grad_(flag)
         for (delta, _), score in zip(self._folds, scores):

@@ -47,10 +47,10 @@ model = dict(
     neck=dict(in_channels=[384, 768, 1536], start_level=0, add_extra_convs='on_input',
               num_outs=5))
 
-# Mona's schedule_1x warm-up (linear over 500 iterations from 0.001x); the base has none, which
-# AdamW on a transformer does not tolerate well. The step after epoch 3 of 4 is the base's.
+# Mona's VOC schedule: no warm-up (its VOC configs set lr_config=dict(policy='step', step=[3])
+# and inherit no schedule: Leiyi-Hu/mona@5deeac9 Swin-Transformer-Object-Detection/mona_configs/
+# swin-l_voc/voc_retinanet_swin_large_1x_*.py), one step after epoch 3 of 4 (the base's too).
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(type='MultiStepLR', begin=0, end=4, by_epoch=True, milestones=[3], gamma=0.1)
 ]
 

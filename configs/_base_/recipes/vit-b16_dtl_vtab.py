@@ -7,25 +7,26 @@ _base_ = ['../image/vit-b16.py']
 model = dict(
     backbone=dict(petl=dict(_delete_=True, type='DTL', pool='mean')),
     # label smoothing, batch augments, head init: heekhero/DTL@bf6c51e
-    # train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py, utils/utils.py;
-    # synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-    # ImageClassification/train/train_model_lora.py, configs/model_lora/vtab/<task>.yaml,
-    # scripts/run_vit_lora.sh
+    # train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py, utils/utils.py,
+    # models/vision_transformer.py
     head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0),
-              init_cfg=None))
+              init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02)))
 # weight decay, no decay on 1-D parameters, no decay on biases: heekhero/DTL@bf6c51e
-# train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py, utils/utils.py
+# train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py, utils/utils.py,
+# models/vision_transformer.py
 optim_wrapper = dict(optimizer=dict(weight_decay=0.05),
                      paramwise_cfg=dict(bias_decay_mult=0.0, petl=dict(apply_host_rules=True)))
 # epochs: heekhero/DTL@bf6c51e train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py,
-# utils/utils.py
+# utils/utils.py, models/vision_transformer.py
 train_cfg = dict(max_epochs=110)
 # cosine length, warm-up, warm-up start, final lr: heekhero/DTL@bf6c51e
-# train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py, utils/utils.py
+# train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py, utils/utils.py,
+# models/vision_transformer.py
 param_scheduler = dict(t_initial=100, warmup_t=10, warmup_lr_init=1e-07, lr_min=1e-08)
 # test evaluations of --protocol legacy: heekhero/DTL@bf6c51e
-# train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py, utils/utils.py
+# train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py, utils/utils.py,
+# models/vision_transformer.py
 legacy_eval = dict(val_interval=110, val_begin=110)
 # normalisation: heekhero/DTL@bf6c51e train_scripts/vit/vtab/<task>/train_dtl.sh, train_vit_vtab.py,
-# utils/utils.py
+# utils/utils.py, models/vision_transformer.py
 data_preprocessor = dict(norm='inception')

@@ -6,29 +6,30 @@ _base_ = ['../image/vit-b16.py']
 
 model = dict(
     # drop path: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
-    # supernet_train_prompt.py
+    # supernet_train_prompt.py, model/supernet_vision_transformer_timm.py
     backbone=dict(petl=dict(_delete_=True, type='NOAH'),
                   backbone=dict(drop_path_rate=0.1)),
     # label smoothing, batch augments, head init: ZhangYuanhan-AI/NOAH@e9c55f3
-    # configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py;
-    # synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad
-    # ImageClassification/train/train_model_lora.py, configs/model_lora/vtab/<task>.yaml,
-    # scripts/run_vit_lora.sh
+    # configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py,
+    # model/supernet_vision_transformer_timm.py
     head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss', loss_weight=1.0),
-              init_cfg=None))
+              init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02)))
 # lr, weight decay, no decay on 1-D parameters, no decay on biases: ZhangYuanhan-AI/NOAH@e9c55f3
-# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py
+# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py,
+# model/supernet_vision_transformer_timm.py
 optim_wrapper = dict(optimizer=dict(lr=0.001, weight_decay=0.0001),
                      paramwise_cfg=dict(flat_decay_mult=0.0, petl=dict(apply_host_rules=True)))
 # epochs: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
-# supernet_train_prompt.py
+# supernet_train_prompt.py, model/supernet_vision_transformer_timm.py
 train_cfg = dict(max_epochs=100)
 # cosine length, warm-up, warm-up start, final lr: ZhangYuanhan-AI/NOAH@e9c55f3
-# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py
+# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py,
+# model/supernet_vision_transformer_timm.py
 param_scheduler = dict(t_initial=100, warmup_t=10, warmup_lr_init=1e-06, lr_min=1e-05)
 # test evaluations of --protocol legacy: ZhangYuanhan-AI/NOAH@e9c55f3
-# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py
+# configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh, supernet_train_prompt.py,
+# model/supernet_vision_transformer_timm.py
 legacy_eval = dict(val_interval=10)
 # normalisation: ZhangYuanhan-AI/NOAH@e9c55f3 configs/NOAH/VTAB/subnet/slurm_retrain_vtab.sh,
-# supernet_train_prompt.py
+# supernet_train_prompt.py, model/supernet_vision_transformer_timm.py
 data_preprocessor = dict(norm='imagenet')
