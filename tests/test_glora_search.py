@@ -19,6 +19,7 @@ from conftest import build_petl, run
 from petl_contract import perturb_trainable
 from runner_utils import PY, REPO, latest_scalars, run_tool, vtab_options, write_tiny_vtab
 from tiny_backbones import TINY_BACKBONES
+from vpetl_mm.apis import build_runner
 from vpetl_mm.apis.glora_search import GLoRAEvolutionSearch, glora_settings, subnet_state
 from vpetl_mm.apis.petl_checkpoint import load_petl_checkpoint
 from vpetl_mm.methods.glora import CHOICES, LARGEST
@@ -130,8 +131,12 @@ def test_supernet_training_and_search_through_the_tool(tmp_path):
         "param_scheduler = dict(t_initial=1, warmup_t=0)\n"
         "default_hooks = dict(checkpoint=dict(interval=1))\n")
     work = tmp_path / 'supernet'
-    run_tool([PY, 'tools/train.py', str(supernet_cfg), '--work-dir', str(work),
-              '--protocol', 'none', *options], str(tmp_path / 'supernet.log'))
+    cfg = Config.fromfile(str(supernet_cfg))  # step 1 in-process (the tool runs as the CLI)
+    cfg.merge_from_dict(dict(o.split('=') for o in vtab_options(root)))
+    cfg.work_dir, cfg.launcher = str(work), 'none'
+    runner = build_runner(cfg)
+    runner.train()
+    assert method(find_petl_backbone(runner.model)).supernet
     assert [r for r in latest_scalars(str(work)) if 'accuracy/top1' in r]
 
     out = tmp_path / 'searched' / 'subnet.py'

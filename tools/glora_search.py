@@ -34,7 +34,8 @@ from mmengine.logging import print_log  # noqa: E402
 from vpetl_mm.apis import add_common_args, load_config  # noqa: E402
 from vpetl_mm.apis.glora_search import (GLoRAEvolutionSearch, glora_settings,  # noqa: E402
                                         subnet_state)
-from vpetl_mm.apis.subnet_search import base_reference, search_runner, single_base  # noqa: E402
+from vpetl_mm.apis.subnet_search import (base_reference, search_parser,  # noqa: E402
+                                         search_runner, settings_kwargs, single_base)
 from vpetl_mm.compat import load_checkpoint_file  # noqa: E402
 from vpetl_mm.methods.glora import GLoRA  # noqa: E402
 from vpetl_mm.utils import find_petl_backbone  # noqa: E402
@@ -44,23 +45,10 @@ _DROPPED_HOOKS = ('PPTHook', 'PETLReportHook', 'EfficiencyHook', 'PETLCalibratio
 
 
 def parse_args() -> argparse.Namespace:
-    d = glora_settings()
-    parser = argparse.ArgumentParser(description='GLoRA evolutionary subnet search (vpetl_mm)')
-    parser.add_argument('config', help="the supernet config (petl GLoRA, supernet=True)")
-    parser.add_argument('checkpoint', help='the trained supernet checkpoint')
-    parser.add_argument('--out', required=True, help='path of the subnet config to write')
+    parser = search_parser('GLoRA', glora_settings(), 1.0, 'largest subnet in millions of GLoRA '
+                           "parameters (default 1.0, ViT-Slim's --param-limits; <= 0: no limit)")
     parser.add_argument('--base', help="config the subnet config inherits (default: the "
                         "supernet config's single _base_)")
-    parser.add_argument('--param-limit', type=float, default=d.param_limit / 1e6,
-                        help='largest subnet in millions of GLoRA parameters (default 1.0, '
-                        "ViT-Slim's --param-limits; <= 0: no limit)")
-    parser.add_argument('--min-param-limit', type=float, default=0.,
-                        help='smallest subnet in millions of parameters')
-    for name in ('population', 'select', 'mutation', 'crossover', 'generations', 'seed'):
-        parser.add_argument(f'--{name}', type=int, default=getattr(d, name))
-    parser.add_argument('--m-prob', type=float, default=d.m_prob)
-    parser.add_argument('--metric', default='accuracy/top1',
-                        help='validation metric to maximise (default accuracy/top1)')
     add_common_args(parser)
     return parser.parse_args()
 
@@ -92,6 +80,11 @@ def main() -> None:
     cfg = load_config(args.config, args, load_from=args.checkpoint)
     if args.work_dir is None:
         cfg.work_dir = osp.join(cfg.work_dir, 'glora_search')
+    petl = cfg.model.get('backbone', {}).get('petl', {})
+    if not any(isinstance(p, dict) and p.get('type') == 'GLoRA' and p.get('supernet')
+               for p in (petl if isinstance(petl, (list, tuple)) else [petl])):
+        raise SystemExit(f'{args.config} is not a GLoRA supernet config (model.backbone.petl = '
+                         f"{petl}); it needs petl=dict(type='GLoRA', supernet=True).")
     base = args.base or single_base(args.config)
     runner = search_runner(cfg, _DROPPED_HOOKS)
     method = find_glora_supernet(runner.model)
@@ -101,11 +94,7 @@ def main() -> None:
         method.set_subnet(subnet)
         return float(loop.run()[args.metric])
 
-    settings = glora_settings(
-        population=args.population, select=args.select, mutation=args.mutation,
-        crossover=args.crossover, generations=args.generations, m_prob=args.m_prob,
-        seed=args.seed, min_param_limit=round(args.min_param_limit * 1e6),
-        param_limit=round(args.param_limit * 1e6) if args.param_limit > 0 else None)
+    settings = glora_settings(**settings_kwargs(args))
     search = GLoRAEvolutionSearch(method, evaluate, settings,
                                   log=lambda line: print_log(f'GLoRA search: {line}',
                                                              logger='current'))

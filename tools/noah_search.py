@@ -28,7 +28,8 @@ from mmengine.logging import print_log  # noqa: E402
 
 from vpetl_mm.apis import add_common_args, load_config  # noqa: E402
 from vpetl_mm.apis.noah_search import EvolutionSearch, SearchSettings  # noqa: E402
-from vpetl_mm.apis.subnet_search import base_reference, search_runner, single_base  # noqa: E402
+from vpetl_mm.apis.subnet_search import (base_reference, search_parser,  # noqa: E402
+                                         search_runner, settings_kwargs, single_base)
 from vpetl_mm.hooks.noah_hook import find_noah_supernet  # noqa: E402
 
 # hooks that have no business in a search: the sampler (the search sets the subnets), and the
@@ -39,27 +40,12 @@ _DROPPED_HOOKS = ('NOAHSamplingHook', 'PPTHook', 'PETLReportHook', 'EfficiencyHo
 
 def parse_args() -> argparse.Namespace:
     d = SearchSettings()
-    parser = argparse.ArgumentParser(description='NOAH evolutionary subnet search (vpetl_mm)')
-    parser.add_argument('config', help='the supernet config (petl NOAH, supernet=True)')
-    parser.add_argument('checkpoint', help='the trained supernet checkpoint')
-    parser.add_argument('--out', required=True, help='path of the subnet config to write')
+    parser = search_parser('NOAH', d, 0.43, 'largest subnet in millions of trainable '
+                           'parameters (default 0.43, the published VTAB-1k average; <= 0: no '
+                           'limit)')
     parser.add_argument('--retrain-base', help='config the subnet config inherits (default: '
                         "the supernet config's single _base_)")
-    parser.add_argument('--param-limit', type=float, default=0.43,
-                        help='largest subnet in millions of trainable parameters (default '
-                        '0.43, the published VTAB-1k average; <= 0: no limit)')
-    parser.add_argument('--min-param-limit', type=float, default=0.,
-                        help='smallest subnet in millions of parameters')
-    parser.add_argument('--population', type=int, default=d.population)
-    parser.add_argument('--select', type=int, default=d.select)
-    parser.add_argument('--mutation', type=int, default=d.mutation)
-    parser.add_argument('--crossover', type=int, default=d.crossover)
-    parser.add_argument('--generations', type=int, default=d.generations)
-    parser.add_argument('--m-prob', type=float, default=d.m_prob)
     parser.add_argument('--s-prob', type=float, default=d.s_prob)
-    parser.add_argument('--seed', type=int, default=d.seed)
-    parser.add_argument('--metric', default='accuracy/top1',
-                        help='validation metric to maximise (default accuracy/top1)')
     add_common_args(parser)
     return parser.parse_args()
 
@@ -107,12 +93,7 @@ def main() -> None:
         method.set_subnet(subnet)
         return float(loop.run()[args.metric])
 
-    settings = SearchSettings(
-        population=args.population, select=args.select, mutation=args.mutation,
-        crossover=args.crossover, generations=args.generations, m_prob=args.m_prob,
-        s_prob=args.s_prob, seed=args.seed,
-        param_limit=round(args.param_limit * 1e6) if args.param_limit > 0 else None,
-        min_param_limit=round(args.min_param_limit * 1e6))
+    settings = SearchSettings(**settings_kwargs(args), s_prob=args.s_prob)
     search = EvolutionSearch(method, evaluate, settings,
                              log=lambda line: print_log(f'NOAH search: {line}', logger='current'))
     best, score, params = search.run()

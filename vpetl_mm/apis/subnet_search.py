@@ -1,13 +1,49 @@
 """What ``tools/noah_search.py`` and ``tools/glora_search.py`` share: the supernet's Runner set
 up to score subnets with the config's own validation loop, and the written subnet config's base.
 """
+import argparse
 import ast
 import os.path as osp
-from typing import Sequence
+from typing import Any, Dict, Sequence
 
 from mmengine.config import Config
 
+from .noah_search import SearchSettings
 from .runtime import build_runner
+
+
+def search_parser(method: str, defaults: SearchSettings, param_limit: float,
+                  param_limit_help: str) -> argparse.ArgumentParser:
+    """The arguments both search tools take: config, checkpoint, ``--out``, the parameter
+    limits (millions; ``param_limit`` is the default) and the evolution's sizes (``defaults``).
+
+    Examples:
+        >>> parser = search_parser('GLoRA', glora_settings(), 1.0, 'largest subnet (M)')
+        >>> settings = glora_settings(**settings_kwargs(parser.parse_args(argv)))
+    """
+    parser = argparse.ArgumentParser(description=f'{method} evolutionary subnet search '
+                                     '(vpetl_mm)')
+    parser.add_argument('config', help=f'the supernet config (petl {method}, supernet=True)')
+    parser.add_argument('checkpoint', help='the trained supernet checkpoint')
+    parser.add_argument('--out', required=True, help='path of the subnet config to write')
+    parser.add_argument('--param-limit', type=float, default=param_limit, help=param_limit_help)
+    parser.add_argument('--min-param-limit', type=float, default=0.,
+                        help='smallest subnet in millions of parameters')
+    for name in ('population', 'select', 'mutation', 'crossover', 'generations', 'seed'):
+        parser.add_argument(f'--{name}', type=int, default=getattr(defaults, name))
+    parser.add_argument('--m-prob', type=float, default=defaults.m_prob)
+    parser.add_argument('--metric', default='accuracy/top1',
+                        help='validation metric to maximise (default accuracy/top1)')
+    return parser
+
+
+def settings_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+    """The :class:`SearchSettings` fields of :func:`search_parser`'s arguments (limits in
+    parameters; a ``--param-limit`` <= 0 is no limit)."""
+    return dict(population=args.population, select=args.select, mutation=args.mutation,
+                crossover=args.crossover, generations=args.generations, m_prob=args.m_prob,
+                seed=args.seed, min_param_limit=round(args.min_param_limit * 1e6),
+                param_limit=round(args.param_limit * 1e6) if args.param_limit > 0 else None)
 
 
 def single_base(config: str) -> str:
