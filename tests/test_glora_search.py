@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
 from conftest import build_petl, run
-from petl_contract import perturb_trainable
+from petl_contract import PETLContractTester, perturb_trainable
 from runner_utils import PY, REPO, latest_scalars, run_tool, vtab_options, write_tiny_vtab
 from tiny_backbones import TINY_BACKBONES
 from vpetl_mm.apis import build_runner
@@ -30,6 +30,11 @@ VIT = TINY_BACKBONES[0]  # mmpretrain ViT: width 32, 3 blocks -> 12 GLoRA layers
 
 def method(wrapper):
     return wrapper.methods[0]
+
+
+def _mixed_subnet(layers: int):
+    """Every choice of every tensor appears (cycled over the layers)."""
+    return [{n: c[i % len(c)] for n, c in CHOICES.items()} for i in range(layers)]
 
 
 def test_supernet_draws_a_choice_per_training_forward():
@@ -59,20 +64,25 @@ def test_fixed_subnet_matches_the_supernet_running_it():
     glora = method(supernet)
     random.seed(1)
     run(supernet.train(), VIT)
-    subnet = glora.subnet_now()  # the choice the training forward drew
-    fixed = build_petl(VIT, dict(type='GLoRA', subnet=subnet))
-    state = subnet_state(supernet, glora, supernet.state_dict(), subnet)
-    fixed.load_state_dict(state, strict=True)
-    assert fixed.num_trainable() == glora.count(subnet) == method(fixed).count() < glora.count()
-    glora.set_subnet(subnet)
-    with torch.no_grad():
-        expected = run(supernet.eval(), VIT)
-        got = run(fixed.eval(), VIT)
-        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(expected, got))
-        method(fixed).merge()  # the searched subnet still folds into the host
-        merged = run(fixed, VIT)
-        method(fixed).unmerge()
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(expected, merged))
+    # the choice the training forward drew, and one holding every choice of every tensor
+    for subnet in (glora.subnet_now(), _mixed_subnet(12)):
+        fixed = build_petl(VIT, dict(type='GLoRA', subnet=subnet))
+        state = subnet_state(supernet, glora, supernet.state_dict(), subnet)
+        fixed.load_state_dict(state, strict=True)
+        assert fixed.num_trainable() == glora.count(subnet) == method(fixed).count() \
+            < glora.count()
+        glora.set_subnet(subnet)
+        with torch.no_grad():
+            expected = run(supernet.eval(), VIT)
+            got = run(fixed.eval(), VIT)
+            assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(expected, got))
+            method(fixed).merge()  # the searched subnet still folds into the host
+            merged = run(fixed, VIT)
+            method(fixed).unmerge()
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(expected, merged))
+        glora.set_subnet(None)
+        assert not all(torch.allclose(a, b, atol=1e-6)  # the largest subnet differs
+                       for a, b in zip(run(supernet, VIT), got))
 
 
 def test_bad_subnets_fail_in_one_line():
@@ -159,3 +169,13 @@ def test_supernet_training_and_search_through_the_tool(tmp_path):
         model = MODELS.build(cfg.model)
     load_petl_checkpoint(model, f'{out}.pth')  # strict: every tensor in its subnet shape
     assert find_petl_backbone(model).num_trainable() == best['params']
+
+
+def test_a_searched_subnet_and_the_supernet_keep_the_contract():
+    PETLContractTester(dict(type='GLoRA', subnet=_mixed_subnet(12)), VIT).check_all()
+    # the supernet trains a different subset of its tensors every forward (so no check that
+    # one step reaches every tensor); at step 0, in merges and checkpoints it is a GLoRA too
+    tester = PETLContractTester(dict(type='GLoRA', supernet=True), VIT)
+    for check in ('zero_init_keeps_base_output', 'merge_round_trip',
+                  'adapter_only_checkpoint_round_trip', 'exactly_intended_parameters_train'):
+        getattr(tester, f'check_{check}')()
