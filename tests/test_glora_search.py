@@ -149,10 +149,10 @@ def test_supernet_training_and_search_through_the_tool(tmp_path):
     assert method(find_petl_backbone(runner.model)).supernet
     assert [r for r in latest_scalars(str(work)) if 'accuracy/top1' in r]
 
-    out = tmp_path / 'searched' / 'subnet.py'
     search_dir = tmp_path / 'search'
+    out = search_dir / 'glora_subnet.py'  # the default --out
     log = run_tool([PY, 'tools/glora_search.py', str(supernet_cfg), str(work / 'epoch_1.pth'),
-                    '--out', str(out), '--work-dir', str(search_dir), '--population', '4',
+                    '--work-dir', str(search_dir), '--population', '4',
                     '--select', '2', '--mutation', '1', '--crossover', '1', '--generations', '2',
                     '--param-limit', '0.004', *options], str(tmp_path / 'search.log'))
     with open(search_dir / 'glora_search.json') as f:

@@ -1,6 +1,6 @@
 """GLoRA step 2: search a trained supernet for the best subnet; write its config and weights.
 
-    python tools/glora_search.py SUPERNET_CONFIG CHECKPOINT --out SUBNET_CONFIG
+    python tools/glora_search.py SUPERNET_CONFIG CHECKPOINT [--out SUBNET_CONFIG]
         [--param-limit 1.0] [--min-param-limit 0] [--population 50] [--select 10]
         [--mutation 25] [--crossover 25] [--generations 20] [--m-prob 0.2] [--seed 1]
         [--base CONFIG] [--work-dir DIR] [--cfg-options KEY=VALUE ...]
@@ -12,8 +12,9 @@ the validation split: val200 on VTAB-1k with ``--protocol none``). The evolution
 (``vpetl_mm/apis/glora_search.py``; defaults: Arnav0400/ViT-Slim@0fed674 ``GLoRA/evolution.py``).
 
 Written:
-* ``--out``: a config inheriting ``--base`` (default: the supernet config's own single base)
-  with ``petl=dict(type='GLoRA', rank=..., targets=..., subnet=[...])``;
+* ``--out`` (default: ``glora_subnet.py`` in the work dir): a config inheriting ``--base``
+  (default: the supernet config's own single base) with ``petl=dict(type='GLoRA', rank=...,
+  targets=..., subnet=[...])``;
 * next to it, ``<out>.pth``: the supernet checkpoint's weights sliced to that subnet. GLoRA
   does not retrain the searched subnet (ViT-Slim evaluates it with the supernet's weights):
   ``python tools/test.py SUBNET_CONFIG SUBNET_CONFIG.pth``; ``tools/train.py SUBNET_CONFIG``
@@ -46,7 +47,8 @@ _DROPPED_HOOKS = ('PPTHook', 'PETLReportHook', 'EfficiencyHook', 'PETLCalibratio
 
 def parse_args() -> argparse.Namespace:
     parser = search_parser('GLoRA', glora_settings(), 1.0, 'largest subnet in millions of GLoRA '
-                           "parameters (default 1.0, ViT-Slim's --param-limits; <= 0: no limit)")
+                           "parameters (default 1.0, ViT-Slim's --param-limits; <= 0: no limit)",
+                           out_help='default: glora_subnet.py in the work dir')
     parser.add_argument('--base', help="config the subnet config inherits (default: the "
                         "supernet config's single _base_)")
     add_common_args(parser)
@@ -86,6 +88,7 @@ def main() -> None:
         raise SystemExit(f'{args.config} is not a GLoRA supernet config (model.backbone.petl = '
                          f"{petl}); it needs petl=dict(type='GLoRA', supernet=True).")
     base = args.base or single_base(args.config)
+    args.out = args.out or osp.join(cfg.work_dir, 'glora_subnet.py')
     runner = search_runner(cfg, _DROPPED_HOOKS)
     method = find_glora_supernet(runner.model)
     loop = runner.val_loop

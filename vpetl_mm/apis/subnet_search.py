@@ -13,9 +13,10 @@ from .runtime import build_runner
 
 
 def search_parser(method: str, defaults: SearchSettings, param_limit: float,
-                  param_limit_help: str) -> argparse.ArgumentParser:
-    """The arguments both search tools take: config, checkpoint, ``--out``, the parameter
-    limits (millions; ``param_limit`` is the default) and the evolution's sizes (``defaults``).
+                  param_limit_help: str, out_help: str = '') -> argparse.ArgumentParser:
+    """The arguments both search tools take: config, checkpoint, ``--out`` (required unless
+    ``out_help`` describes its default), the parameter limits (millions; ``param_limit`` is the
+    default) and the evolution's sizes (``defaults``).
 
     Examples:
         >>> parser = search_parser('GLoRA', glora_settings(), 1.0, 'largest subnet (M)')
@@ -25,7 +26,9 @@ def search_parser(method: str, defaults: SearchSettings, param_limit: float,
                                      '(vpetl_mm)')
     parser.add_argument('config', help=f'the supernet config (petl {method}, supernet=True)')
     parser.add_argument('checkpoint', help='the trained supernet checkpoint')
-    parser.add_argument('--out', required=True, help='path of the subnet config to write')
+    parser.add_argument('--out', required=not out_help,
+                        help='path of the subnet config to write' + (f' ({out_help})'
+                                                                     if out_help else ''))
     parser.add_argument('--param-limit', type=float, default=param_limit, help=param_limit_help)
     parser.add_argument('--min-param-limit', type=float, default=0.,
                         help='smallest subnet in millions of parameters')
