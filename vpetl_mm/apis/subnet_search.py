@@ -42,7 +42,11 @@ def search_parser(method: str, defaults: SearchSettings, param_limit: float,
 
 def settings_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
     """The :class:`SearchSettings` fields of :func:`search_parser`'s arguments (limits in
-    parameters; a ``--param-limit`` <= 0 is no limit)."""
+    parameters; a ``--param-limit`` <= 0 is no limit).
+
+    Examples:
+        >>> SearchSettings(**settings_kwargs(args), s_prob=args.s_prob)
+    """
     return dict(population=args.population, select=args.select, mutation=args.mutation,
                 crossover=args.crossover, generations=args.generations, m_prob=args.m_prob,
                 seed=args.seed, min_param_limit=round(args.min_param_limit * 1e6),
@@ -71,7 +75,12 @@ def single_base(config: str) -> str:
 
 def base_reference(base: str, folder: str) -> str:
     """``base`` as the ``_base_`` of a config in ``folder``: relative within one tree,
-    absolute across trees, ``scope::`` names as given."""
+    absolute across trees, ``scope::`` names as given.
+
+    Examples:
+        >>> base_reference('configs/glora/vit-b_vtab-dtd.py', 'configs/glora/searched')
+        '../vit-b_vtab-dtd.py'
+    """
     if '::' in base:
         return base
     base_abs = osp.abspath(base)

@@ -31,7 +31,11 @@ Subnet = List[Dict[str, str]]
 
 
 def check_subnet(subnet, layers: int) -> None:
-    """Raise one ``ValueError`` line if ``subnet`` is not ``layers`` valid choice dicts."""
+    """Raise one ``ValueError`` line if ``subnet`` is not ``layers`` valid choice dicts.
+
+    Examples:
+        >>> check_subnet([dict(A='lora', B='none', C='vector', D='constant', E='none')], 1)
+    """
     if not isinstance(subnet, (list, tuple)) or len(subnet) != layers:
         got = len(subnet) if isinstance(subnet, (list, tuple)) else type(subnet).__name__
         raise ValueError(f'GLoRA subnet must list one choice dict per GLoRA layer ({layers}: '
@@ -61,6 +65,11 @@ class GLoRALinear(nn.Module):
     :meth:`pin` fixed one; in eval it runs the pinned choice, else the largest. :meth:`slice`
     turns a supernet layer's tensors into a fixed layer's (the same slices), so a searched
     subnet runs with the supernet's trained weights.
+
+    Examples:
+        >>> layer = GLoRALinear(nn.Linear(8, 8), rank=2, choices=LARGEST, supernet=True)
+        >>> layer.count(dict(A='lora', B='none', C='vector', D='constant', E='none'))
+        41
     """
 
     def __init__(self, base: nn.Linear, rank: int, choices: Dict[str, str],
