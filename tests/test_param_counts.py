@@ -90,6 +90,8 @@ ROWS = [
     # after V-PETL Bench (docs/methods-2024.md): no published ViT-B count to reproduce
     ('ViT-B/16', VIT_B, 'DoRA', 313_344, None),  # LoRA's 294,912 + 12*2*768 magnitudes
     ('ViT-B/16', VIT_B, 'GLoRA', 1_437_984, None),  # one fixed subnet; published: searched
+    # the supernet: A, B, C lora (r 4), D, E vector on every linear (docs/methods-2024.md)
+    ('ViT-B/16', VIT_B, dict(type='GLoRA', supernet=True), 1_603_776, None),
     ('ViT-B/16', VIT_B, 'AdapterPlus', 165_984, None),  # m = 8; paper table not checked
 ]
 

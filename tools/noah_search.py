@@ -16,7 +16,6 @@ i.e. the dataset's NOAH config) with ``petl=dict(type='NOAH', vpt=..., lora=...,
 gets ``noah_search.json``: the settings, every evaluated subnet and the best.
 """
 import argparse
-import ast
 import json
 import os
 import os.path as osp
@@ -27,8 +26,10 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmengine.config import Config  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 
-from vpetl_mm.apis import add_common_args, build_runner, load_config  # noqa: E402
+from vpetl_mm.apis import add_common_args, load_config  # noqa: E402
 from vpetl_mm.apis.noah_search import EvolutionSearch, SearchSettings  # noqa: E402
+from vpetl_mm.apis.subnet_search import (base_reference, search_parser,  # noqa: E402
+                                         search_runner, settings_kwargs, single_base)
 from vpetl_mm.hooks.noah_hook import find_noah_supernet  # noqa: E402
 
 # hooks that have no business in a search: the sampler (the search sets the subnets), and the
@@ -39,44 +40,14 @@ _DROPPED_HOOKS = ('NOAHSamplingHook', 'PPTHook', 'PETLReportHook', 'EfficiencyHo
 
 def parse_args() -> argparse.Namespace:
     d = SearchSettings()
-    parser = argparse.ArgumentParser(description='NOAH evolutionary subnet search (vpetl_mm)')
-    parser.add_argument('config', help='the supernet config (petl NOAH, supernet=True)')
-    parser.add_argument('checkpoint', help='the trained supernet checkpoint')
-    parser.add_argument('--out', required=True, help='path of the subnet config to write')
+    parser = search_parser('NOAH', d, 0.43, 'largest subnet in millions of trainable '
+                           'parameters (default 0.43, the published VTAB-1k average; <= 0: no '
+                           'limit)')
     parser.add_argument('--retrain-base', help='config the subnet config inherits (default: '
                         "the supernet config's single _base_)")
-    parser.add_argument('--param-limit', type=float, default=0.43,
-                        help='largest subnet in millions of trainable parameters (default '
-                        '0.43, the published VTAB-1k average; <= 0: no limit)')
-    parser.add_argument('--min-param-limit', type=float, default=0.,
-                        help='smallest subnet in millions of parameters')
-    parser.add_argument('--population', type=int, default=d.population)
-    parser.add_argument('--select', type=int, default=d.select)
-    parser.add_argument('--mutation', type=int, default=d.mutation)
-    parser.add_argument('--crossover', type=int, default=d.crossover)
-    parser.add_argument('--generations', type=int, default=d.generations)
-    parser.add_argument('--m-prob', type=float, default=d.m_prob)
     parser.add_argument('--s-prob', type=float, default=d.s_prob)
-    parser.add_argument('--seed', type=int, default=d.seed)
-    parser.add_argument('--metric', default='accuracy/top1',
-                        help='validation metric to maximise (default accuracy/top1)')
     add_common_args(parser)
     return parser.parse_args()
-
-
-def single_base(config: str) -> str:
-    """The one ``_base_`` file of ``config`` (resolved against its folder)."""
-    with open(config) as f:
-        tree = ast.parse(f.read(), filename=config)
-    bases = [node.value for node in tree.body if isinstance(node, ast.Assign)
-             and any(getattr(t, 'id', None) == '_base_' for t in node.targets)]
-    value = ast.literal_eval(bases[-1]) if bases else None
-    value = [value] if isinstance(value, str) else value
-    if not value or len(value) != 1:
-        raise SystemExit(f'{config} has {len(value or [])} _base_ files; pass --retrain-base '
-                         'CONFIG (the dataset config the retrain run should inherit).')
-    base = value[0]
-    return base if '::' in base else osp.normpath(osp.join(osp.dirname(config), base))
 
 
 def check_retrain_base(base: str) -> None:
@@ -91,10 +62,7 @@ def check_retrain_base(base: str) -> None:
 def write_subnet_config(path: str, base: str, subnet: dict, lines: list) -> None:
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    base_abs = osp.abspath(base)
-    # relative within one tree (a repo's configs), absolute across trees; `scope::` as given
-    rel = base if '::' in base else (osp.relpath(base_abs, folder) if osp.commonpath(
-        [base_abs, folder]) != osp.sep else base_abs)
+    rel = base_reference(base, folder)
     widths = ',\n'.join(f'    {kind}={list(subnet[kind])}' for kind in ('vpt', 'lora', 'adapter'))
     with open(path, 'w') as f:
         f.write(''.join(f'# {line}\n' for line in lines))
@@ -114,18 +82,9 @@ def main() -> None:
     base = args.retrain_base or single_base(args.config)
     check_retrain_base(base)
 
-    hooks = [h for h in cfg.get('custom_hooks', None) or []
-             if str(h.get('type', '')).split('.')[-1] not in _DROPPED_HOOKS]
-    if not any(str(h.get('type', '')).endswith('PETLCheckpointHook') for h in hooks):
-        hooks.append(dict(type='vpetl_mm.PETLCheckpointHook'))  # loads adapter-only files
-    cfg.custom_hooks, cfg.petl_default_hooks = hooks, False
-    runner = build_runner(cfg)
+    runner = search_runner(cfg, _DROPPED_HOOKS)
     method = find_noah_supernet(runner.model)
-
-    # Runner.val()'s steps, with the loop run once per candidate before after_run
     loop = runner.val_loop
-    runner.call_hook('before_run')
-    runner.load_or_resume()  # the checkpoint (load_from)
     largest = float(loop.run()[args.metric])  # the whole supernet
     print_log(f'NOAH search: the largest subnet ({method.count():,} params) scores '
               f'{largest:.4f} {args.metric}', logger='current')
@@ -134,12 +93,7 @@ def main() -> None:
         method.set_subnet(subnet)
         return float(loop.run()[args.metric])
 
-    settings = SearchSettings(
-        population=args.population, select=args.select, mutation=args.mutation,
-        crossover=args.crossover, generations=args.generations, m_prob=args.m_prob,
-        s_prob=args.s_prob, seed=args.seed,
-        param_limit=round(args.param_limit * 1e6) if args.param_limit > 0 else None,
-        min_param_limit=round(args.min_param_limit * 1e6))
+    settings = SearchSettings(**settings_kwargs(args), s_prob=args.s_prob)
     search = EvolutionSearch(method, evaluate, settings,
                              log=lambda line: print_log(f'NOAH search: {line}', logger='current'))
     best, score, params = search.run()

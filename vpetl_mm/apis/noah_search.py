@@ -83,6 +83,8 @@ class EvolutionSearch:
         log: Called with one line per event.
     """
 
+    key = staticmethod(key)  # a subclass over another search space gives its own
+
     def __init__(self, method: NOAH, evaluate: Callable[[Subnet], float],
                  settings: SearchSettings, log: Callable[[str], None] = print) -> None:
         settings.check()
@@ -96,7 +98,7 @@ class EvolutionSearch:
 
     def _admit(self, subnet: Subnet) -> bool:
         """Evaluate a new subnet within the limits; False if seen before or out of limits."""
-        k = key(subnet)
+        k = self.key(subnet)
         if k in self.scores:
             return False
         if k not in self.params:
@@ -142,7 +144,7 @@ class EvolutionSearch:
         return {kind: list(self.rng.choice((a, b))[kind]) for kind in KINDS}
 
     def _rank(self, candidates: List[Subnet]) -> None:
-        pool = {key(c): c for c in self.top + candidates}
+        pool = {self.key(c): c for c in self.top + candidates}
         # best score first; ties: the smaller subnet
         order = sorted(pool, key=lambda k: (-self.scores[k], self.params[k]))
         self.top = [pool[k] for k in order[:self.settings.select]]
@@ -158,11 +160,12 @@ class EvolutionSearch:
                 raise RuntimeError('No subnet fits the parameter limits '
                                    f'[{s.min_param_limit:,}, {s.param_limit}]; widen them.')
             best = self.top[0]
-            self.log(f'generation {self.generation}: best score {self.scores[key(best)]:.4f} '
-                     f'({self.params[key(best)]:,} params) {best}')
+            score, params = self.scores[self.key(best)], self.params[self.key(best)]
+            self.log(f'generation {self.generation}: best score {score:.4f} '
+                     f'({params:,} params) {best}')
             self.generation += 1
             if self.generation >= s.generations:
-                return best, self.scores[key(best)], self.params[key(best)]
+                return best, score, params
             candidates = []
             self._collect(lambda: self.mutate(self.rng.choice(self.top)), s.mutation, candidates)
             mutants = len(candidates)
@@ -173,6 +176,6 @@ class EvolutionSearch:
     def summary(self) -> dict:
         best = self.top[0] if self.top else None
         return dict(settings=asdict(self.settings), evaluated=len(self.history),
-                    best=dict(subnet=best, score=self.scores[key(best)],
-                              params=self.params[key(best)]) if best else None,
+                    best=dict(subnet=best, score=self.scores[self.key(best)],
+                              params=self.params[self.key(best)]) if best else None,
                     history=self.history)

@@ -202,6 +202,9 @@ def per_dataset_table(records: Sequence[dict], benchmark: str, known: Sequence[s
                               'Mean (groups): the mean of the ' + ' / '.join(
                                   g.capitalize() for g in group_names) + ' means, as the PETL '
                               'papers (VPT, NOAH, ...) report it.')
+    if benchmark == 'vtab':  # methods published outside V-PETL Bench, on their own protocols
+        later = [pub.later_note(n) for n in dict.fromkeys(k[0] for k in rows)]
+        table.notes += ['Published elsewhere: ' + line for line in later if line]
     return table, points
 
 
