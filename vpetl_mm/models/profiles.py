@@ -44,6 +44,7 @@ from typing import Dict, Optional, Tuple, Type
 from ..compat.dinov2_weights import MMPretrainViTWeights
 from ..compat.eva_weights import EvaWeights
 from ..compat.mmseg_vit_weights import MMSegViTWeights
+from ..compat.sam_weights import SAMWeights
 from ..compat.swin_weights import MMDetSwinWeights, SwinWeights
 from ..compat.timm_weights import TimmWeights
 from ..compat.video_weights import VideoMAEWeights, VideoSwinWeights
@@ -178,10 +179,11 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         # SAM's image encoder (mmpretrain configs/sam): (B, H, W, C) tokens, windowed attention
         # with global blocks (global_attn_indexes), decomposed relative positions in the
         # attention, no class token. No prefix keys (rel-pos has no column for them) and no
-        # inserted tokens; mmpretrain loads its converted SAM files natively.
+        # inserted tokens. mmpretrain's converted SAM files load natively, Meta's through
+        # compat/sam_weights.py.
         name='mmpretrain.ViTSAM', classes=('mmpretrain.models.backbones.vit_sam.ViTSAM',),
         family='image', blocks='layers.*', tokens='grid2d', grid='patch_embed.projection',
-        extra_tokens=False,
+        extra_tokens=False, weights=SAMWeights,
         sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='ffn',
                    fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
     BackboneProfile(
