@@ -8,7 +8,6 @@
   mmpretrain ViT loading the same file (layer scale folded into the mmseg host).
 """
 import dataclasses
-import re
 
 import pytest
 import torch
@@ -20,6 +19,7 @@ from conftest import build_host, build_petl, run
 from test_pretrained_foundation import (_TO_META, assert_clean, features, load_pretrained,
                                         randomised, timm_kwargs)
 from tiny_backbones import TINY_FOUNDATION, TinyBackbone
+from vpetl_mm.compat.keys import rename_keys
 
 HOSTS = {t.profile: t for t in TINY_FOUNDATION}
 SAM, EVA, SEG = HOSTS['mmpretrain.ViTSAM'], HOSTS['timm.Eva'], HOSTS['mmseg.VisionTransformer']
@@ -28,19 +28,13 @@ _TO_SAM = ((r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
            (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
            (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.lin1.'),
            (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.lin2.'),
-           (r'^layers\.(\d+)\.', r'blocks.\1.'), (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
+           (r'^layers\.(\d+)\.', r'blocks.\1.'),
+           (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
            (r'^channel_reduction\.', 'neck.'))
 
 
 def renamed(state, table, prefix=''):
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in table:
-            key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        out[prefix + key] = value
-    return out
+    return {prefix + k: v for k, v in rename_keys(state, table).items()}
 
 
 def assert_host_holds(wrapper, source, skip=()):

@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 
 from .dinov2_weights import convert_dinov2, is_dinov2_layout
+from .keys import rename_keys, replace_prefixed
 from .weights import HostWeights
 
 # mmpretrain VisionTransformer name (regex) -> mmseg VisionTransformer name
@@ -77,14 +78,7 @@ def convert_to_mmseg_vit(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tens
     """
     if is_dinov2_layout(state):
         state = convert_dinov2(state)
-    out = {}
-    for key, value in fold_layer_scale(state).items():
-        for pattern, repl in _RENAMES:
-            key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        out[key] = value
-    return out
+    return rename_keys(fold_layer_scale(state), _RENAMES)
 
 
 class MMSegViTKeyConverter:
@@ -105,19 +99,22 @@ class MMSegViTKeyConverter:
         backbone._register_load_state_dict_pre_hook(self._hook)
 
     def _hook(self, state_dict: dict, prefix: str, *args) -> None:
-        keys = [k for k in state_dict if k.startswith(prefix)]
-        names = [k[len(prefix):] for k in keys]
-        if not is_mmpretrain_vit_layout(names) and any(
-                n.startswith('backbone.layers.') for n in names):
-            # an mmpretrain file as published (mmseg's Pretrained init keeps every key)
+        names = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+        published = not is_mmpretrain_vit_layout(names) and any(
+            n.startswith('backbone.layers.') for n in names)
+        if published:  # an mmpretrain file as published (mmseg's Pretrained init keeps all keys)
             names = [n[len('backbone.'):] if n.startswith('backbone.') else n for n in names]
-        if not (is_dinov2_layout(names) or is_mmpretrain_vit_layout(names)):
-            return
-        offered = dict(zip(names, (state_dict.pop(k) for k in keys)))
-        converted = convert_to_mmseg_vit(offered)
+        if is_dinov2_layout(names) or is_mmpretrain_vit_layout(names):
+            replace_prefixed(state_dict, prefix, lambda state: self._convert(state, published))
+
+    def _convert(self, state: dict, published: bool) -> dict:
+        if published:
+            state = {(k[len('backbone.'):] if k.startswith('backbone.') else k): v
+                     for k, v in state.items()}
+        converted = convert_to_mmseg_vit(state)
         if 'pos_embed' in converted:
             converted['pos_embed'] = self._resized(converted['pos_embed'])
-        state_dict.update({prefix + k: v for k, v in converted.items()})
+        return converted
 
     def _resized(self, pos: torch.Tensor) -> torch.Tensor:
         """``pos_embed`` resized to the host's grid as mmseg's Pretrained init resizes it (which

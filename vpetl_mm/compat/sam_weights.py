@@ -20,6 +20,7 @@ from typing import Dict, Tuple
 import torch
 import torch.nn as nn
 
+from .keys import rename_keys, replace_prefixed
 from .weights import HostWeights
 
 _ENCODER = 'image_encoder.'
@@ -49,17 +50,9 @@ def convert_sam(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         >>> convert_sam({'image_encoder.blocks.0.mlp.lin1.weight': w})
         {'layers.0.ffn.layers.0.0.weight': w}
     """
-    out = {}
-    for key, value in state.items():
-        if key.startswith(_DECODERS):
-            continue
-        key = key[len(_ENCODER):] if key.startswith(_ENCODER) else key
-        for pattern, repl in _RENAMES:
-            key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        out[key] = value
-    return out
+    encoder = {(k[len(_ENCODER):] if k.startswith(_ENCODER) else k): v
+               for k, v in state.items() if not k.startswith(_DECODERS)}
+    return rename_keys(encoder, _RENAMES)
 
 
 class SAMKeyConverter:
@@ -81,11 +74,9 @@ class SAMKeyConverter:
         backbone._register_load_state_dict_pre_hook(self._hook)
 
     def _hook(self, state_dict: dict, prefix: str, *args) -> None:
-        keys = [k for k in state_dict if k.startswith(prefix)]
-        if not is_sam_layout(k[len(prefix):] for k in keys):
+        if not is_sam_layout(k[len(prefix):] for k in state_dict if k.startswith(prefix)):
             return
-        converted = convert_sam({k[len(prefix):]: state_dict.pop(k) for k in keys})
-        state_dict.update({prefix + k: v for k, v in converted.items()})
+        replace_prefixed(state_dict, prefix, convert_sam)
         # the host's resizing hooks ran before this one, on the foreign names
         if self.backbone.use_abs_pos:
             self.backbone._prepare_pos_embed(state_dict, prefix, *args)

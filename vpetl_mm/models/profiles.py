@@ -21,9 +21,9 @@ Abstract sites (relative to a transformer block):
 ``tokens`` names the token layout inside blocks, for token-space methods (prompts, Mona):
 ``'sequence'`` is ``(B, N, C)`` with ``prefix_tokens`` leading tokens (``str``: the attribute of
 the backbone that holds the count), ``'windowed'`` is Swin's ``(B, H*W, C)`` with ``hw_shape``
-passed to each block, ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``, ``'grid2d'`` is SAM's
-channels-last ``(B, H, W, C)`` (no prefix tokens; attention sites see windows), and
-``'conv'`` is a CNN's ``(B, C, H, W)`` between blocks (no tokens: token methods refuse it; its
+passed to each block, ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``,
+``'grid2d'`` is SAM's channels-last ``(B, H, W, C)`` (no prefix tokens; attention sites see
+windows), and ``'conv'`` is a CNN's ``(B, C, H, W)`` between blocks (no tokens: token methods refuse it; its
 MLP sites see channels-last ``(B, H, W, C)``).
 
 ``family`` selects the default hyper-parameters of each method (``'image'`` for V-PETL image
