@@ -48,12 +48,23 @@ _LAYER_SCALE = ((re.compile(r'^(layers\.\d+\.)attn\.gamma1\.weight$'), 'attn.pro
 
 
 def is_mmpretrain_vit_layout(keys) -> bool:
-    """Whether ``keys`` name an mmpretrain ``VisionTransformer`` (its fused ``attn.qkv``)."""
+    """Whether ``keys`` name an mmpretrain ``VisionTransformer`` (its fused ``attn.qkv``).
+
+    Examples:
+        >>> is_mmpretrain_vit_layout(['layers.0.attn.qkv.weight'])
+        True
+    """
     return any(re.match(r'layers\.\d+\.attn\.qkv\.weight$', k) for k in keys)
 
 
 def fold_layer_scale(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Fold mmpretrain's layer scales into ``attn.proj`` / ``ffn.layers.1`` (rows scaled)."""
+    """Fold mmpretrain's layer scales into ``attn.proj`` / ``ffn.layers.1`` (rows scaled).
+
+    Examples:
+        >>> fold_layer_scale({'layers.0.attn.gamma1.weight': g, 'layers.0.attn.proj.weight': w,
+        ...                   'layers.0.attn.proj.bias': b})
+        {'layers.0.attn.proj.weight': w * g[:, None], 'layers.0.attn.proj.bias': b * g}
+    """
     out = dict(state)
     for key in state:
         for pattern, layer in _LAYER_SCALE:

@@ -38,7 +38,12 @@ _RENAMES: Tuple[Tuple[str, str], ...] = (
 
 
 def is_sam_layout(keys) -> bool:
-    """Whether ``keys`` are segment-anything's (the whole model, or its image encoder)."""
+    """Whether ``keys`` are segment-anything's (the whole model, or its image encoder).
+
+    Examples:
+        >>> is_sam_layout(['image_encoder.pos_embed'])
+        True
+    """
     return any(k.startswith(_ENCODER) or re.match(r'blocks\.\d+\.mlp\.lin1\.', k) for k in keys)
 
 
