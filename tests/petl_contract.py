@@ -44,6 +44,10 @@ def injected_only(wrapper) -> Set[str]:
             for n, _ in mod.named_parameters()}
 
 
+def _param_names(wrapper) -> Dict[int, str]:
+    return {id(p): n for n, p in wrapper.backbone.named_parameters()}
+
+
 def _norm_params(wrapper) -> Set[str]:
     return {f'{p}.{n}' if p else n for p, m in wrapper.backbone.named_modules()
             if isinstance(m, _NORMS) for n, _ in m.named_parameters(recurse=False)}
@@ -57,9 +61,10 @@ EXPECTED_TRAINABLE: Dict[str, Callable] = dict(
     LNTune=_norm_params,
     Partial=lambda w: {n for n, _ in w.backbone.named_parameters()
                        if n.startswith(w.anatomy.blocks[-1].path + '.')},
-    # its sparse entries, and the bias of every linear / conv layer (not the norms)
+    # its sparse entries, and the bias of every linear / conv layer (not the norms), by
+    # parameter name (mmseg ViT's qkv layer is a view of torch MHA's in_proj_bias)
     GPS=lambda w: injected_only(w) | {
-        f'{p}.bias' for p, m in w.backbone.named_modules()
+        _param_names(w)[id(m.bias)] for p, m in w.backbone.named_modules()
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)) and m.bias is not None
         and 'petl_' not in p},
     # its side network and meta tokens, and every block's two LayerNorms (HST's code)

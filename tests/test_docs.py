@@ -38,28 +38,29 @@ def test_ia3_example_count_on_vit_b(ia3):
     assert build_petl(vit_b, dict(type='IA3')).num_trainable() == 12 * (2 * 768 + 3072)
 
 
-MMSEG_VIT = TinyBackbone('mmseg.VisionTransformer', 'mmseg',
-                         dict(type='VisionTransformer', img_size=32, patch_size=8, embed_dims=32,
-                              num_layers=2, num_heads=2, mlp_ratio=2, out_indices=(1, )),
-                         (2, 3, 32, 32), frozen_stages_key=None)
+MIXER = TinyBackbone('mmpretrain.MlpMixer', 'mmpretrain',
+                     dict(type='MlpMixer', img_size=32, patch_size=8, drop_path_rate=0.,
+                          arch=dict(embed_dims=32, num_layers=2, tokens_mlp_dims=8,
+                                    channels_mlp_dims=64)),
+                     (2, 3, 32, 32), frozen_stages_key=None)
 
 
 @pytest.fixture(scope='module')
-def mmseg_vit_profile():
-    example = first_python_block('add_backbone_profile.md', "name='mmseg.VisionTransformer'")
+def mixer_profile():
+    example = first_python_block('add_backbone_profile.md', "name='mmpretrain.MlpMixer'")
     exec(compile(example, 'add_backbone_profile.md', 'exec'), {})
-    yield PROFILES['mmseg.VisionTransformer']
-    PROFILES.pop('mmseg.VisionTransformer')
+    yield PROFILES['mmpretrain.MlpMixer']
+    PROFILES.pop('mmpretrain.MlpMixer')
 
 
 @pytest.mark.parametrize('petl', [
     dict(type='Adapter', placements=['mlp'], bottleneck=4), dict(type='AdaptFormer', bottleneck=4),
     dict(type='LoRA', rank=4, targets=['fc1', 'fc2']), dict(type='BitFit'), dict(type='LNTune')],
     ids=lambda p: p['type'])
-def test_profile_example_passes_contract(mmseg_vit_profile, petl):
-    PETLContractTester(petl, MMSEG_VIT).check_all()
+def test_profile_example_passes_contract(mixer_profile, petl):
+    PETLContractTester(petl, MIXER).check_all()
 
 
-def test_profile_example_rejects_lora_on_qkv(mmseg_vit_profile):
+def test_profile_example_rejects_lora_on_qkv(mixer_profile):
     with pytest.raises(ValueError, match=r"LoRA needs the site\(s\) \['qkv'\]"):
-        build_petl(MMSEG_VIT, dict(type='LoRA'))
+        build_petl(MIXER, dict(type='LoRA'))

@@ -7,7 +7,6 @@ reference: timm's own loader for timm files, and for Meta's DINOv2 layout both t
 mmpretrain ViT (one file, two libraries, the same features).
 """
 import dataclasses
-import re
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 
 from conftest import build_host, build_petl, run
 from tiny_backbones import TINY_FOUNDATION
+from vpetl_mm.compat.keys import rename_keys
 
 VARIANTS = {t.id: t for t in TINY_FOUNDATION}
 TIMM_HOSTS = [VARIANTS['timm.VisionTransformer:dinov2-reg4'],
@@ -136,14 +136,7 @@ def test_meta_dinov2_file_loads_into_mmpretrain_like_timm(tmp_path):
     arrives, and the features equal timm's from the same file."""
     mm = dataclasses.replace(MM_DINO, cfg={**MM_DINO.cfg, 'out_type': 'raw'})
     source = randomised(build_host(mm)).state_dict()
-    meta = {}
-    for key, value in source.items():
-        for pattern, repl in _TO_META:
-            key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        meta[key] = value
-    meta['mask_token'] = torch.randn(1, 32)
+    meta = dict(rename_keys(source, _TO_META), mask_token=torch.randn(1, 32))
     torch.save(meta, tmp_path / 'dinov2_vits14_pretrain.pth')
     wrapper, report = load_pretrained(mm, tmp_path / 'dinov2_vits14_pretrain.pth')
     assert_clean(report, unexpected=['mask_token'])

@@ -111,5 +111,25 @@ TINY_FOUNDATION = [
              layer_scale_init_value=0., drop_path_rate=0., out_indices=(1, ),
              frozen_stages=-1),  # the host's 0 freezes nothing, but PETLBackbone asks for -1
         (2, 3, 32, 32)),
+    TinyBackbone(  # mmseg's plain ViT (UperNet-ViT) as the dense DINOv2 host: patch bias,
+        # final norm, last block out; torch.nn.MultiheadAttention behind the mmcv_attention patch
+        'mmseg.VisionTransformer', 'mmseg',
+        dict(type='VisionTransformer', img_size=32, patch_size=8, embed_dims=32, num_layers=2,
+             num_heads=2, mlp_ratio=2, out_indices=(1, ), patch_bias=True, final_norm=True,
+             norm_cfg=dict(type='LN', eps=1e-6)),
+        (2, 3, 32, 32), frozen_stages_key=None),
+    TinyBackbone(  # SAM's encoder: 4 x 4 tokens, 2 x 2 windows in block 0, global block 1,
+        # relative positions, the channel-reduction neck
+        'mmpretrain.ViTSAM', 'mmpretrain',
+        dict(type='ViTSAM', img_size=32, patch_size=8, window_size=2, out_channels=16,
+             arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64,
+                       global_attn_indexes=[1])),
+        (2, 3, 32, 32)),
+    TinyBackbone(  # timm EVA-02 B: RoPE, SwiGLU (fc1_g, fc1_x, norm, fc2), its q/k/v in timm's
+        # fused layout (qkv_fused=True: the profile's patch needs it; B's files still load)
+        'timm.Eva', 'mmpretrain',
+        dict(type='TIMMBackbone', model_name='eva02_base_patch14_224', pretrained=False,
+             img_size=28, embed_dim=32, depth=2, num_heads=2, qkv_fused=True),
+        (2, 3, 28, 28), frozen_stages_key=None),
 ]
 CONTRACT_HOSTS = TINY_BACKBONES + TINY_FOUNDATION

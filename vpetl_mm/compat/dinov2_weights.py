@@ -23,6 +23,7 @@ from typing import Dict, Tuple
 import torch
 import torch.nn as nn
 
+from .keys import rename_keys, replace_prefixed
 from .vit_npz import GoogleViTNpzLoader
 
 # DINOv2 code name (regex) -> mmpretrain VisionTransformer name; block index kept
@@ -67,14 +68,7 @@ def convert_dinov2(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     for marker, message in _REFUSED.items():
         if any(marker in k for k in state):
             raise ValueError(f'This checkpoint holds {marker!r}: {message}')
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in _RENAMES:
-            key, n = re.subn(pattern, repl, key)
-            if n:
-                break
-        out[key] = value
-    return out
+    return rename_keys(state, _RENAMES)
 
 
 class DINOv2KeyConverter:
@@ -96,11 +90,8 @@ class DINOv2KeyConverter:
 
     @staticmethod
     def _hook(state_dict: dict, prefix: str, *args) -> None:
-        keys = [k for k in state_dict if k.startswith(prefix)]
-        if not is_dinov2_layout(k[len(prefix):] for k in keys):
-            return
-        converted = convert_dinov2({k[len(prefix):]: state_dict.pop(k) for k in keys})
-        state_dict.update({prefix + k: v for k, v in converted.items()})
+        if is_dinov2_layout(k[len(prefix):] for k in state_dict if k.startswith(prefix)):
+            replace_prefixed(state_dict, prefix, convert_dinov2)
 
 
 class MMPretrainViTWeights(GoogleViTNpzLoader):

@@ -144,7 +144,10 @@ class GPS(BasePETLMethod):
             self.hook_fold(module, delta, delta.hook)
 
     def trainable_base_params(self, anatomy: Anatomy) -> Set[str]:
-        return {f'{path}.bias' for path, m in self.layers if m.bias is not None}
+        # the biases' parameter names, not '<layer path>.bias': a layer may be a view of
+        # parameters registered elsewhere (mmseg ViT's qkv: torch MHA's in_proj_bias)
+        names = {id(p): n for n, p in anatomy.backbone.named_parameters()}
+        return {names[id(m.bias)] for _, m in self.layers if m.bias is not None}
 
     @property
     def calibrated(self) -> bool:

@@ -123,7 +123,7 @@ class SSF(BasePETLMethod):
     MERGEABLE = True
     PROFILES = ('mmpretrain.VisionTransformer', 'timm.VisionTransformer',
                 'mmpretrain.SwinTransformer', 'mmdet.SwinTransformer', 'mmseg.SwinTransformer',
-                'mmpretrain.ViTEVA02')
+                'mmpretrain.ViTEVA02', 'mmseg.VisionTransformer')
 
     @staticmethod
     def targets(backbone: nn.Module) -> List[Tuple[str, nn.Module]]:

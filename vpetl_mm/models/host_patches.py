@@ -201,13 +201,92 @@ def _convnext_block_setup(block: nn.Module) -> None:
 _convnext_block_forward.non_reentrant = True
 _convnext_block_forward.setup = _convnext_block_setup
 
+
+class _InProjection(nn.Linear):
+    """The fused q/k/v in-projection of a ``torch.nn.MultiheadAttention`` as a callable
+    ``nn.Linear`` (the ``qkv`` site). Its ``weight`` / ``bias`` *are* the attention's
+    ``in_proj_weight`` / ``in_proj_bias`` (same Parameter objects, read through properties): it
+    registers no parameters, so the state dict and the parameter names are the host's, and a
+    method that folds into ``weight`` in place folds into the host's parameter. (mmseg's random
+    init, which trunc-normals every ``nn.Linear`` weight, then reaches the in-projection too,
+    as it reaches ``out_proj``; pretrained files overwrite both.)"""
+
+    def __init__(self, mha: nn.MultiheadAttention) -> None:  # pylint: disable=super-init-not-called
+        nn.Module.__init__(self)
+        object.__setattr__(self, 'mha', mha)  # a reference, not a submodule
+        self.in_features, self.out_features = mha.embed_dim, 3 * mha.embed_dim
+
+    weight = property(lambda self: self.mha.in_proj_weight)
+    bias = property(lambda self: self.mha.in_proj_bias)
+
+
+def _mmcv_attention_forward(self: nn.Module, query: torch.Tensor, key=None, value=None,
+                            identity=None, *args, **kwargs) -> torch.Tensor:
+    """mmcv ``MultiheadAttention.forward`` (mmseg's ``VisionTransformer`` blocks) through modules.
+
+    ``torch.nn.MultiheadAttention`` computes its projections with ``F.linear`` on its own
+    parameters, so no hook would see them. Here the in-projection is called as the ``qkv`` view
+    (:class:`_InProjection`) and the output projection as its ``out_proj`` module; the
+    arithmetic is the host's (scale ``head_dim ** -0.5``, attention dropout, ``proj_drop``,
+    ``dropout_layer``, identity). Prefix keys / values are prepended when a method provides
+    them. Only self-attention, as mmseg's ViT calls it, is defined.
+    """
+    if key is not None or value is not None or any(
+            a is not None for a in list(args) + list(kwargs.values())):
+        raise ValueError('PETL on mmcv MultiheadAttention supports self-attention without '
+                         'positions or masks (as mmseg VisionTransformer calls it).')
+    mha, identity = self.attn, query if identity is None else identity
+    B, N, C = query.shape
+    qkv = self.qkv(query).reshape(B, N, 3, mha.num_heads, C // mha.num_heads)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    k, v, _ = _with_extra_kv(k, v, extra_kv(self, B))
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=mha.dropout if self.training else 0.)
+    out = mha.out_proj(out.transpose(1, 2).reshape(B, N, C))
+    return identity + self.dropout_layer(self.proj_drop(out))
+
+
+def _mmcv_attention_setup(attn: nn.Module) -> None:
+    mha = attn.attn
+    if not (attn.batch_first and mha._qkv_same_embed_dim and mha.in_proj_weight is not None):
+        raise ValueError('PETL on mmcv MultiheadAttention needs batch_first=True and one fused '
+                         'in-projection (as mmseg VisionTransformer builds it).')
+    attn.qkv = _InProjection(mha)  # a child (peft finds targets by module name), stateless
+
+
+_mmcv_attention_forward.setup = _mmcv_attention_setup
+
+
+def _eva_fused_qkv_forward(self: nn.Module, *args, **kwargs) -> torch.Tensor:
+    """timm ``EvaAttention.forward``, unchanged, with ``qkv_bias_separate`` set (below)."""
+    return type(self).forward(self, *args, **kwargs)
+
+
+def _eva_fused_qkv_setup(attn: nn.Module) -> None:
+    """timm ``EvaAttention`` in timm's fused layout (``qkv_fused=True``) computes
+    ``F.linear(x, qkv.weight, cat(q_bias, k_bias, v_bias))``, bypassing the ``qkv`` module;
+    ``qkv_bias_separate=True`` (a timm option, the same arithmetic) calls ``self.qkv(x)`` and
+    adds the biases. Hosts with separate ``q_proj`` / ``k_proj`` / ``v_proj`` (EVA-02 B/L's
+    default ``qkv_fused=False``) are refused: vpetl_mm never renames host parameters, and the
+    fused layout is one timm option away (their files load through
+    :mod:`vpetl_mm.compat.eva_weights`)."""
+    if attn.qkv is None:
+        raise ValueError('PETL on timm Eva needs the fused attention: build it with '
+                         "qkv_fused=True (e.g. TIMMBackbone(model_name='eva02_base_patch14_224', "
+                         'qkv_fused=True)); EVA-02 files with separate q/k/v still load.')
+    attn.qkv_bias_separate = True
+
+
+_eva_fused_qkv_forward.setup = _eva_fused_qkv_setup
+
 HOST_PATCHES: Dict[str, Callable] = dict(
     videomae_attention=_videomae_attention_forward,
     swin3d_window_attention=_swin3d_window_attention_forward,
     swin3d_block=_swin3d_block_forward,
     mmpretrain_attention=_mmpretrain_attention_forward,
     timm_attention=_timm_attention_forward,
-    convnext_block=_convnext_block_forward)
+    convnext_block=_convnext_block_forward,
+    mmcv_attention=_mmcv_attention_forward,
+    eva_fused_qkv=_eva_fused_qkv_forward)
 
 
 def apply_host_patch(module: nn.Module, patch: str) -> None:

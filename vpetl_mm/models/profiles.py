@@ -14,13 +14,16 @@ Abstract sites (relative to a transformer block):
 ``fc2``    the MLP contraction ``nn.Linear(hidden, C)``
 ``norm1``  the norm before attention (its input is the block input)
 ``norm2``  the norm before the MLP (its input is the residual stream after attention)
+``gate``   the gate projection of a gated MLP with separate projections (SwiGLU's ``fc1_g``;
+           ``fc1`` is then its value projection ``fc1_x``)
 =========  ===========================================================
 
 ``tokens`` names the token layout inside blocks, for token-space methods (prompts, Mona):
 ``'sequence'`` is ``(B, N, C)`` with ``prefix_tokens`` leading tokens (``str``: the attribute of
 the backbone that holds the count), ``'windowed'`` is Swin's ``(B, H*W, C)`` with ``hw_shape``
-passed to each block, ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``, and
-``'conv'`` is a CNN's ``(B, C, H, W)`` between blocks (no tokens: token methods refuse it; its
+passed to each block, ``'grid3d'`` is Video Swin's channels-last ``(B, D, H, W, C)``,
+``'grid2d'`` is SAM's channels-last ``(B, H, W, C)`` (no prefix tokens; attention sites see
+windows), and ``'conv'`` is a CNN's ``(B, C, H, W)`` between blocks (no tokens: token methods refuse it; its
 MLP sites see channels-last ``(B, H, W, C)``).
 
 ``family`` selects the default hyper-parameters of each method (``'image'`` for V-PETL image
@@ -39,12 +42,15 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple, Type
 
 from ..compat.dinov2_weights import MMPretrainViTWeights
+from ..compat.eva_weights import EvaWeights
+from ..compat.mmseg_vit_weights import MMSegViTWeights
+from ..compat.sam_weights import SAMWeights
 from ..compat.swin_weights import MMDetSwinWeights, SwinWeights
 from ..compat.timm_weights import TimmWeights
 from ..compat.video_weights import VideoMAEWeights, VideoSwinWeights
 from ..compat.weights import HostWeights
 
-SITES = ('attn', 'qkv', 'proj', 'mlp', 'fc1', 'fc2', 'norm1', 'norm2')
+SITES = ('attn', 'qkv', 'proj', 'mlp', 'fc1', 'fc2', 'norm1', 'norm2', 'gate')
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,39 @@ PROFILES: Dict[str, BackboneProfile] = {p.name: p for p in (
         # num_prefix_tokens counts the class token and DINOv2's registers (reg_tokens); layer
         # scale (ls1/ls2) and CLIP's norm_pre sit outside the sites: docs/foundation.md
         kv_attention='timm_attention', weights=TimmWeights),  # timm files, timm's converters
+    BackboneProfile(
+        # mmseg's plain ViT (UperNet-ViT; the dense DINOv2 / CLIP host). Its attention is
+        # torch.nn.MultiheadAttention (F.linear on its own parameters): the patch calls the
+        # in-projection through a parameter-sharing Linear view (the qkv site) and out_proj as
+        # a module; state dict unchanged. The cls token leads unless with_cls_token=False.
+        name='mmseg.VisionTransformer', classes=('mmseg.models.backbones.vit.VisionTransformer',),
+        family='dense', blocks='layers.*', tokens='sequence', prefix_tokens='with_cls_token',
+        grid='patch_embed.projection', patches=dict(attn='mmcv_attention'),
+        kv_attention='mmcv_attention', weights=MMSegViTWeights,  # DINOv2 / CLIP layouts
+        sites=dict(attn='attn', qkv='attn.qkv', proj='attn.attn.out_proj', mlp='ffn',
+                   fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
+    BackboneProfile(
+        # SAM's image encoder (mmpretrain configs/sam): (B, H, W, C) tokens, windowed attention
+        # with global blocks (global_attn_indexes), decomposed relative positions in the
+        # attention, no class token. No prefix keys (rel-pos has no column for them) and no
+        # inserted tokens. mmpretrain's converted SAM files load natively, Meta's through
+        # compat/sam_weights.py.
+        name='mmpretrain.ViTSAM', classes=('mmpretrain.models.backbones.vit_sam.ViTSAM',),
+        family='image', blocks='layers.*', tokens='grid2d', grid='patch_embed.projection',
+        extra_tokens=False, weights=SAMWeights,
+        sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='ffn',
+                   fc1='ffn.layers.0.0', fc2='ffn.layers.1', norm1='ln1', norm2='ln2')),
+    BackboneProfile(
+        # timm Eva (EVA-02 B/L: eva02_base_patch14_224): RoPE, SwiGLU with separate fc1_g (the
+        # 'gate' site), fc1_x (fc1) and fc2, separate q/k/v projections, which the patch fuses
+        # into timm's own qkv_fused layout so that 'qkv' and its q/k/v slices exist.
+        name='timm.Eva', classes=('timm.models.eva.Eva',), family='image',
+        blocks='timm_model.blocks.*', root='timm_model', tokens='sequence',
+        prefix_tokens='num_prefix_tokens', grid='timm_model.patch_embed.proj',
+        extra_tokens=False, patches=dict(attn='eva_fused_qkv'),  # RoPE: no inserted tokens
+        weights=EvaWeights,  # timm's Eva files (separate q/k/v) onto the fused layout
+        sites=dict(attn='attn', qkv='attn.qkv', proj='attn.proj', mlp='mlp', fc1='mlp.fc1_x',
+                   gate='mlp.fc1_g', fc2='mlp.fc2', norm1='norm1', norm2='norm2')),
 )}
 
 

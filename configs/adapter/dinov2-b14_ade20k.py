@@ -1,0 +1,6 @@
+# Adapter (dense defaults: bottleneck 64 after attention and after the MLP; the Mona
+# release's trunc-normal init, as the Swin dense leaves)
+# on UperNet DINOv2 ViT-B/14 (mmseg VisionTransformer), ADE20K, 160k; no published mIoU.
+_base_ = '../_base_/dense/upernet_dinov2-b14_ade20k.py'
+
+model = dict(backbone=dict(petl=dict(_delete_=True, type='Adapter', init='trunc_normal')))
