@@ -148,13 +148,16 @@ def test_train_compile_flag_sets_the_runner_switch(monkeypatch, tmp_path):
 
 def test_runner_trains_with_compile_switch(tmp_path):
     """A tiny Runner run with mmengine's ``compile`` (aot_eager: the inductor default builds
-    C++ kernels, about 90 s here; docs/efficiency.md has that command) and drop path on."""
+    C++ kernels, about 90 s here; docs/efficiency.md has that command), drop path on and the
+    VTAB recipe's label-smoothing loss (its .item() broke the compiled train_step)."""
     data = write_tiny_vtab(str(tmp_path / 'vtab'))
     work = str(tmp_path / 'work')
+    smooth = ['model.head.loss.type=LabelSmoothLoss', 'model.head.loss.label_smooth_val=0.1',
+              'model.head.loss.mode=original']
     out = train(VIT_CFG, work, [*vtab_options(data), 'compile.backend=aot_eager',
-                                'model.backbone.backbone.drop_path_rate=0.1'],
+                                'model.backbone.backbone.drop_path_rate=0.1', *smooth],
                 extra=['--compile'])
-    assert 'Model has been "compiled"' in out
+    assert 'Model has been "compiled"' in out and "type='LabelSmoothLoss'" in out
     losses = [float(v) for v in re.findall(r'Iter\(train\) \[\d+/6\].*?loss: ([\d.]+)', out)]
     assert len(losses) == 6 and all(np.isfinite(losses)), losses
     assert osp.isfile(osp.join(work, 'iter_6.pth'))
