@@ -16,13 +16,20 @@ import pytest
 import torch
 import torch._dynamo as dynamo
 from mmcv.cnn.bricks.drop import DropPath
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmpretrain.models import losses as mmpretrain_losses
+from mmpretrain.models.losses import label_smooth_loss
+from mmpretrain.models.losses import utils as loss_utils
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
 
 from conftest import build_petl, run
 from petl_contract import assert_outputs_close, perturb_trainable, petl_cfg
 from runner_utils import VIT_CFG, train, vtab_options, write_tiny_vtab
 from test_tools import _dry_train
 from tiny_backbones import TINY_BACKBONES
-from vpetl_mm.compat import float_drop_probs
+from vpetl_mm.compat import float_drop_probs, install_traceable_one_hot
 from vpetl_mm.registry import PETL_METHODS
 
 TINY = {t.profile: t for t in TINY_BACKBONES}
@@ -141,13 +148,89 @@ def test_train_compile_flag_sets_the_runner_switch(monkeypatch, tmp_path):
 
 def test_runner_trains_with_compile_switch(tmp_path):
     """A tiny Runner run with mmengine's ``compile`` (aot_eager: the inductor default builds
-    C++ kernels, about 90 s here; docs/efficiency.md has that command) and drop path on."""
+    C++ kernels, about 90 s here; docs/efficiency.md has that command), drop path on and the
+    VTAB recipe's label-smoothing loss (its .item() broke the compiled train_step)."""
     data = write_tiny_vtab(str(tmp_path / 'vtab'))
     work = str(tmp_path / 'work')
+    smooth = ['model.head.loss.type=LabelSmoothLoss', 'model.head.loss.label_smooth_val=0.1',
+              'model.head.loss.mode=original']
     out = train(VIT_CFG, work, [*vtab_options(data), 'compile.backend=aot_eager',
-                                'model.backbone.backbone.drop_path_rate=0.1'],
+                                'model.backbone.backbone.drop_path_rate=0.1', *smooth],
                 extra=['--compile'])
-    assert 'Model has been "compiled"' in out
+    assert 'Model has been "compiled"' in out and "type='LabelSmoothLoss'" in out
     losses = [float(v) for v in re.findall(r'Iter\(train\) \[\d+/6\].*?loss: ([\d.]+)', out)]
     assert len(losses) == 6 and all(np.isfinite(losses)), losses
     assert osp.isfile(osp.join(work, 'iter_6.pth'))
+
+
+# the VTAB recipe's loss (configs/_base_/image/vit-b16_vtab-*.py) and the other one-hot paths
+SMOOTH_LOSSES = {
+    'vtab': dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+    'classy': dict(type='LabelSmoothLoss', label_smooth_val=0.2, mode='classy_vision',
+                   loss_weight=0.5),
+    'focal': dict(type='FocalLoss'),
+    'ce': dict(type='CrossEntropyLoss', loss_weight=1.0),
+}
+
+
+def _tiny_classifier(loss: dict):
+    cfg = Config.fromfile(VIT_CFG)
+    cfg.model.head.loss = loss
+    cfg.model.backbone.backbone.drop_path_rate = 0.1
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg.model).train()
+
+
+@pytest.mark.parametrize('loss', sorted(SMOOTH_LOSSES))
+def test_classifier_loss_forward_has_no_graph_breaks(loss):
+    """The whole ``mode='loss'`` forward, head loss included: mmpretrain's convert_to_one_hot
+    calls ``.item()`` (7 breaks with label smoothing before vpetl_mm.compat.losses)."""
+    model = _tiny_classifier(SMOOTH_LOSSES[loss])
+    samples = [DataSample().set_gt_label(i) for i in (1, 3)]
+    dynamo.reset()
+    try:
+        explained = dynamo.explain(model)(torch.randn(2, 3, 32, 32), samples, mode='loss')
+    finally:
+        dynamo.reset()
+    assert explained.graph_break_count == 0, _break_report(explained)
+    assert explained.graph_count == 1
+
+
+@pytest.mark.parametrize('loss', ['vtab', 'classy', 'focal'])
+def test_compiled_one_hot_loss_equals_mmpretrains(loss):
+    """Compiled (fullgraph) value and gradient are mmpretrain's eager ones, bit for bit; eager
+    runs mmpretrain's own function (the patch only acts while dynamo traces)."""
+    module = MODELS.build(SMOOTH_LOSSES[loss])
+    score = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+    label = torch.tensor([0, 4, 2, 2, 1, 3])
+
+    def value_and_grad(fn):
+        leaf = score.clone().requires_grad_()
+        value = fn(leaf, label, avg_factor=6)
+        value.backward()
+        return value.detach(), leaf.grad
+
+    reference = module.__class__(**{k: v for k, v in SMOOTH_LOSSES[loss].items() if k != 'type'})
+    expected = value_and_grad(reference)
+    dynamo.reset()
+    try:
+        got = value_and_grad(torch.compile(module, fullgraph=True, backend='aot_eager'))
+    finally:
+        dynamo.reset()
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert label_smooth_loss.convert_to_one_hot is not loss_utils.convert_to_one_hot
+    assert mmpretrain_losses.convert_to_one_hot is loss_utils.convert_to_one_hot  # scoped
+
+
+def test_one_hot_check_still_fails_on_a_bad_class_index():
+    module = MODELS.build(SMOOTH_LOSSES['vtab'])
+    score, label = torch.randn(2, 5), torch.tensor([1, 5])
+    with pytest.raises(AssertionError, match='Class Index must be less'):
+        module(score, label)  # eager: mmpretrain's own assert
+    dynamo.reset()
+    try:
+        with pytest.raises(RuntimeError):
+            torch.compile(module, fullgraph=True, backend='aot_eager')(score, label)
+    finally:
+        dynamo.reset()
+    assert install_traceable_one_hot() is False  # vpetl_mm's import installed it once

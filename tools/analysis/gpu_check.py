@@ -27,6 +27,7 @@ Examples:
 """
 import argparse
 import gc
+import importlib.util
 import os.path as osp
 import statistics
 import sys
@@ -134,6 +135,17 @@ def run_case(case: Case, args: argparse.Namespace) -> Dict[str, Any]:
                 peak_mb=torch.cuda.max_memory_allocated() / 2**20 if cuda else None)
 
 
+def seg_unavailable() -> Optional[str]:
+    """Why the Swin UperNet cases cannot run here, or None.
+
+    mmseg imports ``mmcv.ops`` when its models are registered, and mmcv-lite (the wheel folder's
+    default mmcv: no compiler needed) has no compiled ops.
+    """
+    if importlib.util.find_spec('mmcv._ext') is None:
+        return 'skipped (mmcv-lite: mmseg needs mmcv.ops; gpu_check.sh --mmcv-ops)'
+    return None
+
+
 def peak_tflops(device: str, override: Optional[float]) -> Optional[float]:
     """The dense bf16 peak of the device (``--peak-tflops`` wins); None if unknown (CPU)."""
     if override or not device.startswith('cuda'):
@@ -214,6 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         row: Dict[str, Any] = dict(case=case)
         if time.perf_counter() - start > args.budget_s:
             row['status'] = 'skipped (time budget)'
+        elif case.task == 'seg' and seg_unavailable():
+            row['status'] = seg_unavailable()
         else:
             try:
                 row.update(run_case(case, args))
@@ -230,11 +244,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         gc.collect()
         if args.device.startswith('cuda'):
             torch.cuda.empty_cache()
+        if args.out:  # after every case: a run killed at its time limit still leaves a table
+            with open(args.out, 'w') as f:
+                f.write(markdown(rows, args, peak_tflops(args.device, args.peak_tflops)))
     report = markdown(rows, args, peak_tflops(args.device, args.peak_tflops))
     print(report)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(report)
     return 1 if any(r.get('status', '').startswith('failed') for r in rows) else 0
 
 

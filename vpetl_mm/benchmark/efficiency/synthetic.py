@@ -1,6 +1,5 @@
 """Synthetic training batches in each OpenMMLab task's data format (no dataset needed)."""
-import importlib
-import importlib.util
+import sys
 from typing import Dict
 
 # (module, base class, task): isinstance, not type names, so subclasses are recognised.
@@ -10,9 +9,10 @@ TASKS = (('mmdet.models.detectors', 'BaseDetector', 'det'),
 
 
 def _task(model) -> str:
+    # Only toolboxes already imported: a model of a class from one that is not cannot be an
+    # instance of it, and importing mmdet.models needs mmcv's compiled ops (mmcv-lite has none).
     for module, name, task in TASKS:
-        if importlib.util.find_spec(module.split('.')[0]) and \
-                isinstance(model, getattr(importlib.import_module(module), name)):
+        if module in sys.modules and isinstance(model, getattr(sys.modules[module], name)):
             return task
     raise TypeError(f'{type(model).__name__}: synthetic batches exist for mmdet detectors, '
                     'mmseg segmentors and mmpretrain classifiers only.')
