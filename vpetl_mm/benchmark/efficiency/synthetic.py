@@ -34,8 +34,16 @@ def synthetic_batch(model, batch_size: int, img_size: int, device: str,
         ``BitmapMasks`` if a mask head exists), ``gt_sem_seg`` or ``gt_label``.
 
     Examples:
-        >>> batch = synthetic_batch(detector, batch_size=2, img_size=256, device='cpu')
-        >>> data = detector.data_preprocessor(batch, True)  # what train_step does first
+        >>> from mmpretrain.models import ImageClassifier
+        >>> model = ImageClassifier(
+        ...     backbone=dict(type='mmpretrain.VisionTransformer', arch='deit-tiny',
+        ...                   img_size=32, patch_size=16),
+        ...     head=dict(type='mmpretrain.LinearClsHead', num_classes=3, in_channels=192),
+        ...     data_preprocessor=dict(type='mmpretrain.ClsDataPreprocessor'))
+        >>> batch = synthetic_batch(model, batch_size=2, img_size=32, device='cpu')
+        >>> data = model.data_preprocessor(batch, True)  # what train_step does first
+        >>> tuple(data['inputs'].shape)
+        (2, 3, 32, 32)
     """
     import numpy as np
     import torch
