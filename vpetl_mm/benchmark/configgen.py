@@ -4,7 +4,8 @@ A :class:`Matrix` (tables in :mod:`vpetl_mm.benchmark.matrices`) yields, OpenMML
 
 * one *setting base* per (backbone, dataset), ``configs/_base_/<family>/<backbone>_<dataset>.py``,
   inheriting the backbone base and the dataset base and setting what the setting fixes (data
-  root, classes, loss, augmentation, lr / wd);
+  root, classes, loss, augmentation, lr / wd); where a matrix has ``over``: another matrix's
+  setting base of the dataset with the host of the backbone base (:func:`render_host_setting`);
 * one thin *leaf* per (variant, backbone, dataset), ``configs/<folder>/<backbone>_<dataset>.py``,
   inheriting its setting base and naming only the method and its own recipe;
 * where a matrix has ``data``: one *data base* per dataset, ``configs/<dataset dir>/<dataset>.py``
@@ -84,6 +85,9 @@ class Matrix:
     data: Optional[Callable[[Dataset], List[str]]] = None
     # a leaf's own bases (relative to configs/) in place of its setting base, or None
     bases: Optional[Callable[[Variant, Backbone, Dataset], Optional[List[str]]]] = None
+    # another matrix's setting base of the dataset (relative to configs/) that each setting
+    # base inherits with its backbone base's ``host`` (render_setting), or None
+    over: Optional[Callable[[Dataset], str]] = None
 
 
 def comment(text: str, indent: str = '') -> List[str]:
@@ -123,7 +127,11 @@ def leaf_path(variant: Variant, backbone: Backbone, dataset: Dataset) -> str:
 
 
 def render_setting(matrix: Matrix, backbone: Backbone, dataset: Dataset) -> str:
-    """The source of a setting base: the backbone and dataset bases, then the setting."""
+    """The source of a setting base: the backbone and dataset bases, then the setting; or, where
+    the matrix has ``over``, the other setting base with the backbone's host
+    (:func:`render_host_setting`)."""
+    if matrix.over:
+        return render_host_setting(matrix.over(dataset), backbone, dataset)
     head_fields, lines = matrix.setting(dataset) if matrix.setting else ('', [])
     data = data_path(dataset) if matrix.data else dataset.base
     bases = _relative([backbone.base, data], osp.dirname(backbone.base))
@@ -136,6 +144,37 @@ def render_setting(matrix: Matrix, backbone: Backbone, dataset: Dataset) -> str:
         '',
         f'model = dict({matrix.head}=dict(num_classes={dataset.num_classes}{head_fields}))',
         *lines,
+    ]) + '\n'
+
+
+def render_host_setting(over: str, backbone: Backbone, dataset: Dataset) -> str:
+    """A setting base that is the setting base ``over`` with the host of its backbone base.
+
+    mmengine refuses two bases that set the same key, so the backbone base sets one,
+    ``host``: the fields (``model``, ``data_preprocessor``) it changes; the setting pops it
+    from ``_base_`` (the merged bases, which a config's code reads as mmengine documents) and
+    merges them in, so the resolved config has the fields and no ``host`` key.
+
+    Examples:
+        >>> bb = Backbone('clip-b16', 'CLIP', '_base_/image/clip-b16.py', 'mmpretrain.X')
+        >>> ds = Dataset('vtab-dtd', 'VTAB-1k dtd', '_base_/image/vtab-1k.py', 47)
+        >>> render_host_setting('_base_/image/vit-b16_vtab-dtd.py', bb, ds).splitlines()[4]
+        "_base_ = ['./vit-b16_vtab-dtd.py', './clip-b16.py']"
+    """
+    here = osp.dirname(backbone.base)
+    name = osp.basename(backbone.base)
+    return '\n'.join([
+        f'# {backbone.title},',
+        f'# {dataset.title} ({dataset.num_classes} classes): the setting every method config',
+        f'# configs/<method>/{backbone.key}_{dataset.key}.py inherits.',
+        MARK,
+        f'_base_ = {_relative([over, backbone.base], here)!r}',
+        '',
+        f'# {osp.basename(over)} with the host of {name}: its `host`, popped from the bases',
+        '# (so no resolved config has it; a `__` name stays out of the config too), merged in',
+        "__host = _base_.pop('host')",
+        'model = __host.model',
+        'data_preprocessor = __host.data_preprocessor',
     ]) + '\n'
 
 

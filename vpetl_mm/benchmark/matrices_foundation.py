@@ -2,10 +2,13 @@
 larger ImageNet-21k ViTs (issue 21, section 3).
 
 Each :class:`~.configgen.Backbone` names the variant folders it runs; the leaves go through the
-same renderers as the ViT-B leaves (:func:`~.recipe_render.image_setting`,
-:func:`~.recipe_render.image_leaf_recipe`, :func:`~.configgen.render_leaf`), over a setting base
-``configs/_base_/image/<backbone>_<dataset>.py`` that inherits the hand-written backbone base
-``configs/_base_/image/<backbone>.py`` (host, weight file, input normalisation).
+same renderers as the ViT-B leaves (:func:`~.recipe_render.image_leaf_recipe`,
+:func:`~.configgen.render_leaf`), over a setting base
+``configs/_base_/image/<backbone>_<dataset>.py``: ViT-B/16's setting base of the dataset
+(``vit-b16_<dataset>.py``: V-PETL's trainer, data and per-dataset protocol) with the host of the
+hand-written backbone base ``configs/_base_/image/<backbone>.py`` (host, weight file, input
+normalisation), which it inherits too (:func:`~.configgen.render_host_setting`; :func:`_over`
+checks that the protocol's setting lines are ViT-B/16's).
 
 The recipe: no method has a published VTAB-1k or FGVC number on these backbones, so there is no
 source to reproduce. Every method runs **V-PETL Bench's protocol** (:data:`RECIPE`: the
@@ -24,7 +27,7 @@ Examples:
     (('lora',), 19)
 """
 import os.path as osp
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from ..datasets import FGVC_DATASETS, VTAB_DATASETS, VTAB_GROUPS, VTAB_TASKS
 from .configgen import MARK, Backbone, Dataset, Matrix, Published, leaf_path
@@ -34,6 +37,8 @@ from .variants import Variant
 
 #: the recipe table's choice for these backbones (module docstring)
 RECIPE = 'vpetl'
+#: ViT-B/16's backbone base: the settings here are its settings with another host
+VIT_B_BASE = '_base_/image/vit-b16.py'
 #: DINOv2 and CLIP: V-PETL's methods and the methods after it (issue 21, section 3)
 FOUNDATION_VARIANTS = ('full', 'linear', 'lora', 'dora', 'adapter', 'adaptformer', 'ssf',
                        'vpt_deep', 'glora', 'adapter_plus', 'pace_lora')
@@ -58,14 +63,27 @@ def image_datasets(fgvc: bool = True) -> List[Dataset]:
     return datasets
 
 
-def _setting(dataset: Dataset) -> Tuple[str, List[str]]:
-    with recipe_choice(RECIPE):
-        return image_setting(dataset.key, dataset.num_classes)
+def _over(dataset: Dataset) -> str:
+    """ViT-B/16's setting base of ``dataset`` (relative to ``configs/``), which each setting
+    base of these backbones inherits with its backbone's host.
 
+    ViT-B/16's settings follow the recipe table's default choice; for every dataset their lines
+    (head init, loss, augmentation, lr / wd, test epochs) and data are those of V-PETL's
+    protocol (:data:`RECIPE`), which these backbones run. A dataset where they part is an error.
 
-def _data(dataset: Dataset) -> List[str]:
+    Examples:
+        >>> _over(FOUNDATION.datasets[2])
+        '_base_/image/vit-b16_vtab-dtd.py'
+    """
+    default = image_setting(dataset.key, dataset.num_classes), image_data(dataset.key)
     with recipe_choice(RECIPE):
-        return image_data(dataset.key)
+        ours = image_setting(dataset.key, dataset.num_classes), image_data(dataset.key)
+    if ours != default:
+        raise ValueError(
+            f'{dataset.key}: the recipe table\'s {RECIPE!r} setting lines differ from those of '
+            f'ViT-B/16\'s setting base ({ours} vs {default}), so the foundation settings cannot '
+            f'inherit it; give their matrix a setting of its own ({__name__}).')
+    return f'{osp.splitext(VIT_B_BASE)[0]}_{dataset.key}.py'
 
 
 def _recipe(variant: Variant, dataset: Dataset) -> List[str]:
@@ -104,10 +122,9 @@ FOUNDATION = Matrix(
     datasets=image_datasets(),
     published=_published,
     source=_SOURCE,
-    setting=_setting,
     recipe=_recipe,
     backbone=_backbone,
-    data=_data)
+    over=_over)
 
 #: one VTAB-1k config per task with LoRA (LoRA's per-profile defaults: q and v on EVA-02's fused
 #: qkv, fc1 + fc2 on ConvNeXt's pointwise MLP)
@@ -122,10 +139,9 @@ FOUNDATION_VTAB = Matrix(
     datasets=image_datasets(fgvc=False),
     published=_published,
     source=_SOURCE,
-    setting=_setting,
     recipe=_recipe,
     backbone=_backbone,
-    data=_data)
+    over=_over)
 
 
 def render_wrapper(variant: Variant, backbone: Backbone, dataset: Dataset) -> str:
