@@ -26,6 +26,7 @@ from config_digests import SNAPSHOT, config_digests, differences
 
 from vpetl_mm.apis.config_cache import cached_base_configs
 from vpetl_mm.benchmark.matrices import expected_files, stale_files
+from vpetl_mm.benchmark.matrices_foundation import FOUNDATION, FOUNDATION_VTAB
 from vpetl_mm.benchmark.pertask import lookup
 from vpetl_mm.methods.noah import DEFAULT_SUBNET
 
@@ -321,6 +322,13 @@ def test_configs_added_since_parse(snapshot):
         digests = {path: config_digests(osp.join(ROOT, path)) for path in added}
     failed = sorted(path for path, digest in digests.items() if '__error__' in digest)
     assert not failed, f'these configs do not load: {failed}'
+    # the foundation setting bases pop their backbone base's `host` (matrices_foundation.py):
+    # a leaked key would mean mmengine no longer hands configs the live merged bases
+    hosts = {osp.join('configs', b.base) for m in (FOUNDATION, FOUNDATION_VTAB) for b in m.backbones}
+    leaked = sorted(path for path, digest in digests.items()
+                    if 'host' in digest and path not in hosts)
+    assert hosts <= set(added), 'the backbone bases that define `host` are new files'
+    assert not leaked, f'these configs resolve with a `host` key: {leaked[:5]}'
 
 
 
