@@ -23,12 +23,14 @@ REPO = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 SOURCE = re.compile(r'^[\w.-]+/[\w.-]+@[0-9a-f]{7} \S+')
 VIDEO_CONFIGS = [leaf_path(*leaf) for leaf in leaves(VIDEO)]
 DENSE_SETTINGS = ('swin-b_coco', 'swin-b_cascade-coco', 'swin-l_voc', 'swin-l_ade20k',
-                  'swin-l_voc12aug')
+                  'swin-l_voc12aug', 'dinov2-b14_ade20k')
 DENSE_CONFIGS = sorted(osp.relpath(p, REPO) for s in DENSE_SETTINGS
                        for p in glob.glob(osp.join(REPO, 'configs', '*', f'{s}.py')))
 
 
 _NO_DECAY = ('absolute_pos_embed', 'relative_position_bias_table', 'norm')
+# mmseg's official ViT-B UperNet config: no decay on the position embedding, class token, norms
+_VIT_NO_DECAY = ('pos_embed', 'cls_token', 'norm')
 
 
 def _check(path: str) -> None:
@@ -42,9 +44,10 @@ def _check(path: str) -> None:
     assert len(runs) == len(expected), (path, runs)
     for want, got in zip(expected, runs):
         assert {k: got.get(k) for k in want} == dict(want), (path, got)
-    if stem.startswith('swin-'):  # every dense source: no decay on position tables and norms
+    if stem.startswith(('swin-', 'dinov2-')):  # every dense source: no decay on positions, norms
         keys = recipe['paramwise_cfg']['custom_keys']
-        assert {k: keys[k]['decay_mult'] for k in _NO_DECAY} == dict.fromkeys(_NO_DECAY, 0.)
+        no_decay = _NO_DECAY if stem.startswith('swin-') else _VIT_NO_DECAY
+        assert {k: keys[k]['decay_mult'] for k in keys} == dict.fromkeys(no_decay, 0.), path
 
 
 @pytest.mark.parametrize('row', VIDEO_ROWS + DENSE_ROWS, ids=lambda r: r.setting)
@@ -56,7 +59,8 @@ def test_every_row_has_a_source(row):
 
 
 def test_every_video_and_dense_config_runs_its_rows():
-    assert len(VIDEO_CONFIGS) >= 50 and len(DENSE_CONFIGS) == 55  # 11 methods x 5 settings
+    # 11 methods x the 5 Swin settings, 6 on DINOv2 UperNet ADE20K
+    assert len(VIDEO_CONFIGS) >= 50 and len(DENSE_CONFIGS) == 55 + 6
     with cached_base_configs():
         for path in VIDEO_CONFIGS + DENSE_CONFIGS:
             _check(path)
@@ -76,5 +80,10 @@ def test_the_sources_values():
     assert 'voc_retinanet_swin_large_1x_lora.py' in voc['source']
     assert (ade['mona']['optimizer']['lr'], ade['adapter']['optimizer']['lr']) == (3e-4, 6e-5)
     assert ade['mona']['drop_path'] != ade['adapter']['drop_path']
+    dinov2 = matching_rows(DENSE_ROWS, 'lora', 'dinov2-b14_ade20k')
+    assert [r.source.split()[:2] for r in dinov2] == [[
+        'open-mmlab/mmsegmentation@04d3c87',
+        'configs/vit/vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py,']]
+    assert (dinov2[0].values['lr'], dinov2[0].values['drop_path_rate']) == (6e-5, 0.)
     lorand = matching_rows(DENSE_ROWS, 'lorand', 'swin-b_cascade-coco')
     assert [r.source.count('<method>') for r in lorand] == [1]  # no file of its own: '*'

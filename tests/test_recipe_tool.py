@@ -1,28 +1,27 @@
 """``tools/analysis/recipe.py`` and its library (``vpetl_mm/apis/recipe.py``): the recipe a config
-really runs, and the recorded source of it (``vpetl_mm/benchmark/sources.py``).
+really runs, and the recorded source of it (``vpetl_mm/benchmark/sources.py``,
+``vpetl_mm/apis/recipe_sources.py``).
 
-Real builds (shapes only, no weights) on one config of each family (image, video, dense,
-examples, demo, benchmark) check the optimizer groups against the built model; the no-build part
-(resolution, schedule, pipeline, loss, source) runs on a sample of every config folder: the
-first config of each (folder, family), family = VTAB / FGVC / video / dense / other by the file
-name, ``_base_`` fragments included. Reading one config costs ~0.3 s (its ``_base_`` chain is
-parsed anew), so all 755 would take ~4 minutes; the sample (80) reaches every folder and every
-kind of base chain in well under a minute (~40 s of this file's ~60 s on a loaded 2-core
-machine). All 755 passed the same walk when the tool was written (``config_recipe(path,
-build=False)`` on each, 350 s), the 576 generated image configs with no deviation from their
-recorded sources, and one config per (folder, backbone) built and constructed its optimizer.
+Real builds (shapes only, no weights) on one config of each family (image, foundation, PACE,
+video, dense, examples, demo, benchmark) check the optimizer groups against the built model; the
+no-build part (resolution, schedule, pipeline, loss, source, deviations) runs on EVERY config
+under ``configs/`` (~2000; the ``_base_`` files parsed once: ``cached_base_configs``, 15-40 s of
+this file's time on a 2-core machine): each one resolves with a recorded source, or is a
+``_base_`` fragment the tool refuses with one line.
 """
 import glob
 import json
 import os.path as osp
+import runpy
 import subprocess
 import sys
-from collections import OrderedDict
 
 import pytest
 
+from vpetl_mm.apis.config_cache import cached_base_configs
 from vpetl_mm.apis.recipe import (config_recipe, format_recipe, is_augmenting,
                                   optimizer_groups)
+from vpetl_mm.apis.recipe_sources import NotRunnableConfig
 from vpetl_mm.apis.shapes import build_model_shapes, load_config
 from vpetl_mm.benchmark.sources import (NO_SOURCE, SOURCE_LOOKUPS, RecipeSource,
                                         register_source_lookup, source_text)
@@ -32,26 +31,6 @@ sys.path.insert(0, osp.dirname(__file__))
 from runner_utils import PY, REPO  # noqa: E402
 
 LORA_C100 = 'configs/lora/vit-b_vtab-cifar100.py'
-
-
-def _family(stem: str) -> str:
-    if stem.startswith('vit-b'):
-        return 'image-' + stem.partition('_')[2].split('-')[0]  # vtab / fgvc
-    if stem.startswith(('videomae', 'videoswin')):
-        return 'video'
-    return 'other' if not stem.startswith('swin') else 'dense'
-
-
-def _sample() -> list:
-    picked = OrderedDict()
-    for path in sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)):
-        rel = osp.relpath(path, REPO)
-        key = (osp.dirname(rel), _family(osp.splitext(osp.basename(rel))[0]))
-        picked.setdefault(key, rel)
-    return list(picked.values())
-
-
-SAMPLE = _sample()
 
 
 def test_lora_cifar100_known_figures():
@@ -110,6 +89,8 @@ def test_cfg_options_reach_the_constructor():
     'configs/examples/vit-b16_vtab-dtd_adaptformer.py',
     'configs/demo/vit-tiny_digits5-9_ssf.py',
     'configs/benchmark/swin-b_cls.py',
+    'configs/lora/convnext-b_vtab-dtd.py',  # a foundation backbone (not a ViT)
+    'configs/mona/dinov2-b14_ade20k.py',  # the DINOv2 UperNet setting
 ])
 def test_groups_cover_the_trainable_parameters(path):
     cfg = load_config(osp.join(REPO, path))
@@ -123,23 +104,39 @@ def test_groups_cover_the_trainable_parameters(path):
     assert all(len(g['names_sample']) == min(3, g['tensors']) for g in groups)
 
 
-@pytest.mark.parametrize('path', SAMPLE)
-def test_no_build_part_resolves(path):
-    recipe = config_recipe(osp.join(REPO, path), build=False)
-    assert recipe['groups'] is None and isinstance(recipe['source'], str)
-    json.dumps(recipe, default=str)  # what --json prints
-    format_recipe(recipe)
-    if '_base_' in path:  # a fragment: no loop, loader or model of its own
-        return
-    assert recipe['batch_size'] and (recipe['max_epochs'] or recipe['max_iters'])
-    assert recipe['label_smoothing'] is not None and recipe['optimizer']['lr'] > 0
+def _configs() -> list:
+    return sorted(osp.relpath(p, REPO) for p in
+                  glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True))
 
 
-def test_sample_covers_every_folder():
-    folders = {osp.dirname(p) for p in SAMPLE}
-    expected = {osp.dirname(osp.relpath(p, REPO)) for p in
-                glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)}
-    assert folders == expected and len(SAMPLE) < 120
+def test_every_config_resolves_with_a_source():
+    """Every config under configs/: the recipe resolves (no build), has a recorded source and,
+    where that source is its own (not a config it inherits), runs it; a file the tool refuses
+    is a _base_ fragment, with a one-line reason."""
+    paths, refused, inherited = _configs(), [], []
+    assert len(paths) > 1900
+    with cached_base_configs():
+        for path in paths:
+            try:
+                recipe = config_recipe(osp.join(REPO, path), build=False)
+            except NotRunnableConfig as err:
+                assert '/_base_/' in path and '\n' not in str(err), (path, err)
+                refused.append(path)
+                continue
+            assert recipe['groups'] is None and recipe['source'] != NO_SOURCE, path
+            assert recipe['batch_size'] and (recipe['max_epochs'] or recipe['max_iters']), path
+            assert recipe['label_smoothing'] is not None and recipe['optimizer']['lr'] > 0
+            json.dumps(recipe, default=str)  # what --json prints
+            assert 'source: ' in format_recipe(recipe)
+            if any(' (through ' in s['source'] or 'it inherits)' in s['source']
+                   for s in recipe['sources']):
+                inherited.append(path)  # examples, benchmark: changes shown as deviations
+            else:
+                assert recipe['deviations'] == [], (path, recipe['deviations'])
+    assert len(refused) < 60 and all(p.startswith('configs/_base_/') for p in refused)
+    assert 'configs/_base_/image/vit-b16_vtab-dtd.py' not in refused  # a setting base runs
+    assert {osp.dirname(p) for p in inherited} <= {'configs/examples', 'configs/benchmark',
+                                                  'configs/_base_/dense'}
 
 
 def test_recipe_fields_of_augmented_and_video_configs():
@@ -160,24 +157,62 @@ def test_sources_chain_and_plug_in():
         'batch_size: synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad '
         'ImageClassification/configs/model_lora/fgvc/CUB_200_2011.yaml; ')
     assert 'mmdetection@fff646d' in source_text('lora', 'swin-b_coco')  # recipe_table_dense
-    assert source_text('lora', 'vit-tiny_digits5-9_lora') == NO_SOURCE  # a demo config
+    assert "vpetl_mm's own demo recipe" in source_text('lora', 'vit-tiny_digits5-9_lora')
+    assert source_text('ssf', 'vit-s16_cub200') == NO_SOURCE  # a setting no lookup knows
 
     def table(folder, setting):  # what a per-method recipe table will add
         return [RecipeSource(('lr',), 'org/repo@1234567 a.yaml')] if folder == 'ssf' else []
 
     register_source_lookup(table)
     try:
-        assert source_text('ssf', 'vit-tiny_digits5-9_ssf') == 'lr: org/repo@1234567 a.yaml'
+        assert source_text('ssf', 'vit-s16_cub200') == 'lr: org/repo@1234567 a.yaml'
         assert source_text('ssf', 'vit-b_vtab-dtd').startswith('lr: org/repo@1234567 a.yaml; ')
     finally:
         SOURCE_LOOKUPS.remove(table)
 
 
-def test_fragment_without_model_cannot_be_built():
-    fragment = osp.join(REPO, 'configs/_base_/image/pipelines.py')
-    assert config_recipe(fragment, build=False)['augmentation'] == []
-    with pytest.raises(ValueError, match='has no `model`'):
-        config_recipe(fragment)
+def test_fragment_is_refused_in_one_line(capsys, monkeypatch):
+    fragment = 'configs/_base_/image/pipelines.py'
+    for build in (False, True):
+        with pytest.raises(NotRunnableConfig, match='_base_ fragment, not a runnable config'):
+            config_recipe(osp.join(REPO, fragment), build=build)
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, 'argv', ['recipe.py', fragment])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(osp.join(REPO, 'tools/analysis/recipe.py'), run_name='__main__')
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f'tools/analysis/recipe.py: {fragment} is a _base_ fragment')
+
+
+def test_pace_is_seen_through():
+    """PACE: the inner LoRA model's method, groups and head; lambda / sigma with PACE's source."""
+    pace = config_recipe(osp.join(REPO, 'configs/pace_lora/dinov2-b14_fgvc-cub.py'))
+    lora = config_recipe(osp.join(REPO, 'configs/lora/dinov2-b14_fgvc-cub.py'))
+    assert pace['model_wrappers'] == [dict(type='vpetl_mm.PACE', lambda_=1.0, sigma=1.2)]
+    assert pace['method']['petl']['type'] == 'LoRA' and pace['method']['published'] == 'PACE'
+    assert pace['groups'] == lora['groups'] and pace['groups'][1]['role'] == 'head'
+    for key in ('head_init', 'head_init_kind', 'drop_path', 'losses', 'label_smoothing',
+                'normalisation', 'batch_size'):
+        assert pace[key] == lora[key], key
+    assert pace['deviations'] == [] and pace['source'].startswith(lora['source'])
+    assert 'lambda_, sigma: MaxwellYaoNi/PACE@9fee345' in pace['source']
+    assert 'model wrapper: vpetl_mm.PACE(lambda_=1.0, sigma=1.2)' in format_recipe(pace)
+    changed = config_recipe(osp.join(REPO, 'configs/pace_lora/dinov2-b14_fgvc-cub.py'),
+                            {'model.sigma': 0.5}, build=False)
+    assert [(d['key'], d['recorded'], d['runs']) for d in changed['deviations']] == [
+        ('sigma', 1.2, 0.5)]
+
+
+def test_foundation_configs_cite_the_vpetl_row_and_their_backbone_base():
+    recipe = config_recipe(osp.join(REPO, 'configs/ssf/clip-b16_vtab-dtd.py'), build=False)
+    texts = [s['source'] for s in recipe['sources']]
+    assert texts[0].startswith('synbol/Parameter-Efficient-Transfer-Learning-Benchmark@c188fad')
+    assert not any('dongzelian/SSF' in t for t in texts)  # V-PETL's protocol, not SSF's own
+    assert texts[-1].startswith('configs/_base_/image/clip-b16.py')
+    assert recipe['sources'][-1]['keys'] == ['normalisation'] and recipe['deviations'] == []
+    ade = config_recipe(osp.join(REPO, 'configs/lora/dinov2-b14_ade20k.py'), build=False)
+    assert 'vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py' in ade['source']
 
 
 def test_cli_json_on_stdout_only():

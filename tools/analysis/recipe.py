@@ -4,7 +4,11 @@
 recipe after inheritance and the optimizer constructor -- per parameter group the tensors,
 parameters, lr and weight decay (the model is built on CPU, shapes only, no weights loaded),
 batch size, epochs / iterations, schedule, warm-up, label smoothing, augmentation, drop path,
-normalisation, head init, protocol and the recorded source of the recipe. ``--json`` prints
+normalisation, head init, protocol and the recorded source of the recipe. Works on every
+config under ``configs/``: the image benchmark (ViT-B/16 and the foundation backbones), PACE's
+wrapped models, video, dense, examples, demo, benchmark configs and the runnable ``_base_``
+settings; a ``_base_`` fragment that is no runnable config gets a one-line refusal (exit 2).
+``--json`` prints
 one JSON object (keys include ``groups``, ``batch_size``, ``max_epochs``, ``label_smoothing``,
 ``augmentation``, ``source``); ``--no-build`` skips the model (``groups`` is null).
 """
@@ -19,6 +23,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 from mmengine.config import DictAction  # noqa: E402
 
 from vpetl_mm.apis.recipe import config_recipe, format_recipe  # noqa: E402
+from vpetl_mm.apis.recipe_sources import NotRunnableConfig  # noqa: E402
 
 
 def main() -> None:
@@ -34,8 +39,12 @@ def main() -> None:
                          'file, e.g. configs/lora/vit-b_vtab-cifar100.py.')
     # the OpenMMLab log lines (registry warnings, the constructor's summary) go to stderr, so
     # that stdout holds only the recipe (one JSON object with --json)
-    with contextlib.redirect_stdout(sys.stderr):
-        recipe = config_recipe(args.config, args.cfg_options, build=not args.no_build)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            recipe = config_recipe(args.config, args.cfg_options, build=not args.no_build)
+    except NotRunnableConfig as err:
+        print(f'tools/analysis/recipe.py: {err}', file=sys.stderr)
+        raise SystemExit(2)
     print(json.dumps(recipe, default=str) if args.json else format_recipe(recipe))
 
 

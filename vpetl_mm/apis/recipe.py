@@ -6,9 +6,13 @@ as plain data: the optimizer and, with ``build=True``, its parameter groups as t
 data: :mod:`.shapes`); the batch size, the loop (epochs / iterations), the ``param_scheduler``
 entries and the warm-up, label smoothing, the augmenting transforms of the train pipeline, drop
 path, the input normalisation, the head init, the protocol and the recorded source of the
-recipe (:mod:`vpetl_mm.benchmark.sources`). ``deviations`` lists where the config
-departs from the values its source records. ``tools/analysis/recipe.py`` prints it
-(:func:`format_recipe`) or dumps it as JSON.
+recipe (:mod:`vpetl_mm.benchmark.sources`, :mod:`.recipe_sources`). A model wrapper (PACE:
+``model=dict(type='vpetl_mm.PACE', model=<the task model>, ...)``) is seen through: the
+method, head, losses and groups are the wrapped model's, the wrapper's own arguments are
+listed as ``model_wrappers``. ``deviations`` lists where the config departs from the values
+its source records. A ``_base_`` fragment that is no runnable config is refused with one line
+(:class:`~.recipe_sources.NotRunnableConfig`). ``tools/analysis/recipe.py`` prints it
+(:func:`~.recipe_format.format_recipe`) or dumps it as JSON.
 
 Examples:
     >>> recipe = config_recipe('configs/lora/vit-b_vtab-cifar100.py')
@@ -29,13 +33,17 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, Registry, init_default_scope
 
-from ..benchmark.sources import recipe_sources, source_text
+from ..benchmark.sources import NO_SOURCE
 from ..benchmark.variants import published_names
 from ..models.data_preprocessor import NORMALIZATIONS
 from ..optim.constructor import PETLOptimWrapperConstructor
 from ..utils import unwrap
 from .recipe_deviations import deviations
+from .recipe_format import format_recipe
+from .recipe_sources import NotRunnableConfig, config_sources, missing_parts, refusal
 from .shapes import build_model_shapes, load_config
+
+__all__ = ['config_recipe', 'format_recipe', 'resolve', 'optimizer_groups', 'task_model']
 
 # transforms that change training images at random (besides every ``Random*`` transform)
 AUGMENTING = frozenset([
@@ -55,6 +63,22 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def task_model(cfg: Config) -> Tuple[dict, List[dict]]:
+    """The task model of a config inside its model wrappers (a wrapper holds it under
+    ``model`` and has no ``backbone``: PACE) and the wrappers' own arguments, outermost first.
+
+    Examples:
+        >>> task_model(Config(dict(model=dict(type='vpetl_mm.PACE', sigma=1.2,
+        ...                                   model=dict(type='ImageClassifier')))))
+        ({'type': 'ImageClassifier'}, [{'type': 'vpetl_mm.PACE', 'sigma': 1.2}])
+    """
+    model, wrappers = cfg.get('model') or {}, []
+    while isinstance(model.get('model'), dict) and 'backbone' not in model:
+        wrappers.append({str(k): _plain(v) for k, v in model.items() if k != 'model'})
+        model = model['model']
+    return _plain(model), wrappers
 
 
 def _walk(node: Any, path: str = '') -> List[Tuple[str, Any]]:
@@ -112,7 +136,7 @@ def augmentation(cfg: Config) -> List[str]:
     """The augmenting transforms of the train pipeline and the batch augments (Mixup ...)."""
     steps = [_short(t) for t in train_pipeline(cfg) or [] if isinstance(t, dict)
              and is_augmenting(t)]
-    model = cfg.get('model') or {}
+    model = task_model(cfg)[0]
     for node in (model.get('train_cfg'), model.get('data_preprocessor'),
                  cfg.get('data_preprocessor')):
         for key in ('augments', 'batch_augments'):
@@ -125,7 +149,7 @@ def augmentation(cfg: Config) -> List[str]:
 
 def losses(cfg: Config) -> Dict[str, dict]:
     """Model key path -> loss config (every ``loss*`` entry with a ``type``)."""
-    return OrderedDict((path, _plain(value)) for path, value in _walk(cfg.get('model') or {})
+    return OrderedDict((path, _plain(value)) for path, value in _walk(task_model(cfg)[0])
                        if path.rsplit('.', 1)[-1].startswith('loss') and isinstance(value, dict)
                        and 'type' in value)
 
@@ -134,7 +158,7 @@ def label_smoothing(cfg: Config) -> Optional[float]:
     """The largest label smoothing set anywhere in the model (a loss's ``label_smooth_val`` /
     ``label_smoothing``, an mmaction head's ``label_smooth_eps``); 0.0 when none is set (the
     heads' and losses' defaults smooth nothing); None for a config without a model."""
-    model = cfg.get('model')
+    model = task_model(cfg)[0]
     if not model:
         return None
     values = [float(v) for path, v in _walk(model) if path.rsplit('.', 1)[-1] in _SMOOTHING
@@ -175,7 +199,7 @@ def loop(cfg: Config) -> Dict[str, Any]:
 def normalisation(cfg: Config) -> Optional[dict]:
     """The data preprocessor's normalisation: named norm resolved to mean / std."""
     pre = dict(cfg.get('data_preprocessor') or {})
-    pre.update((cfg.get('model') or {}).get('data_preprocessor') or {})
+    pre.update(task_model(cfg)[0].get('data_preprocessor') or {})
     if not pre:
         return None
     out = {k: _plain(pre[k]) for k in ('type', 'norm', 'mean', 'std', 'to_rgb', 'bgr_to_rgb')
@@ -249,7 +273,7 @@ def head_init_kind(head: dict, scope: str) -> Optional[str]:
 
 def head_init(cfg: Config) -> Dict[str, str]:
     """Each top-level head of the model: its type and ``init_cfg`` (or its class default)."""
-    model = cfg.get('model') or {}
+    model = task_model(cfg)[0]
     scope = cfg.get('default_scope', 'mmengine')
     init_default_scope(scope)  # to find the head classes
     return OrderedDict((key, f"{head.get('type', '?')}: {_describe_init(head, scope)}")
@@ -258,7 +282,7 @@ def head_init(cfg: Config) -> Dict[str, str]:
 
 def drop_path(cfg: Config) -> Dict[str, float]:
     """Model key path -> drop path rate."""
-    return OrderedDict((path, value) for path, value in _walk(cfg.get('model') or {})
+    return OrderedDict((path, value) for path, value in _walk(task_model(cfg)[0])
                        if path.rsplit('.', 1)[-1] in ('drop_path_rate', 'drop_path')
                        and isinstance(value, (int, float)))
 
@@ -274,16 +298,18 @@ def optimizer(cfg: Config) -> Dict[str, Any]:
 
 def method(cfg: Config, folder: str) -> Dict[str, Any]:
     """The PETL method of the backbone (its ``petl`` config) and the folder's published name."""
-    petl = ((cfg.get('model') or {}).get('backbone') or {}).get('petl')
+    petl = (task_model(cfg)[0].get('backbone') or {}).get('petl')
     return dict(folder=folder, petl=_plain(petl), published=published_names().get(folder))
 
 
 def resolve(cfg: Config) -> Dict[str, Any]:
     """Everything of the recipe that needs no model build (works on any config fragment)."""
     path = cfg.filename or ''
-    folder, setting = osp.basename(osp.dirname(path)), osp.splitext(osp.basename(path))[0]
+    folder = osp.basename(osp.dirname(path))
     entries, warmup = schedule(cfg)
     train = cfg.get('train_dataloader') or {}
+    model, wrappers = task_model(cfg)
+    sources = config_sources(path) if path else []
     return dict(
         config=path, method=method(cfg, folder), **optimizer(cfg),
         batch_size=train.get('batch_size'),
@@ -291,24 +317,28 @@ def resolve(cfg: Config) -> Dict[str, Any]:
         **loop(cfg), schedule=entries, warmup=warmup, label_smoothing=label_smoothing(cfg),
         losses=losses(cfg), augmentation=augmentation(cfg), drop_path=drop_path(cfg),
         normalisation=normalisation(cfg), head_init=head_init(cfg),
-        head_init_kind=head_init_kind((cfg.get('model') or {}).get('head') or {},
+        head_init_kind=head_init_kind(model.get('head') or {},
                                       cfg.get('default_scope', 'mmengine')),
+        model_wrappers=wrappers,
         protocol=cfg.get('protocol'), legacy_eval=_plain(cfg.get('legacy_eval')),
-        source=source_text(folder, setting),
-        sources=[s.as_dict() for s in recipe_sources(folder, setting)])
+        source='; '.join(f"{', '.join(s.keys)}: {s.text}" for s in sources) or NO_SOURCE,
+        sources=[s.as_dict() for s in sources])
 
 
 def optimizer_groups(cfg: Config, model: nn.Module) -> List[Dict[str, Any]]:
     """The optimizer's parameter groups as the config's constructor builds them on ``model``,
     merged by (role, lr, weight decay); role ``petl`` is what the PETL method trains in the
-    backbone (the constructor's own rule), otherwise the top-level module (``head`` ...)."""
+    backbone (the constructor's own rule), otherwise the top-level module of the task model
+    (``head`` ...; names inside a model wrapper are the wrapped model's)."""
     optim_cfg = copy.deepcopy(cfg.optim_wrapper)
     optim_cfg['type'] = 'OptimWrapper'  # AMP wrappers need CUDA; the groups do not depend on it
     for key in _WRAPPER_ONLY:
         optim_cfg.pop(key, None)
     wrapper = build_optim_wrapper(model, optim_cfg)
     model = unwrap(model)
-    names = {id(p): n for n, p in model.named_parameters()}
+    prefix = 'model.' * len(task_model(cfg)[1])  # PACE holds the task model as `model`
+    names = {id(p): n[len(prefix):] if n.startswith(prefix) else n
+             for n, p in model.named_parameters()}
     petl = PETLOptimWrapperConstructor._petl_param_ids(model)
     merged: Dict[tuple, Dict[str, Any]] = OrderedDict()
     for group in wrapper.optimizer.param_groups:
@@ -328,70 +358,18 @@ def optimizer_groups(cfg: Config, model: nn.Module) -> List[Dict[str, Any]]:
 def config_recipe(config: Union[str, Config], cfg_options: Optional[dict] = None,
                   build: bool = True) -> Dict[str, Any]:
     """The recipe of a config (a path or a ``Config``); ``build=False`` skips the model and
-    optimizer build (``groups`` is then None).
+    optimizer build (``groups`` is then None). A ``_base_`` fragment that is no runnable
+    config raises :class:`~.recipe_sources.NotRunnableConfig` (one line).
 
     Examples:
         >>> config_recipe('configs/lora/videoswin-b_ssv2.py', build=False)['max_epochs']
         90
     """
     cfg = load_config(config, cfg_options)
+    missing = missing_parts(cfg)
+    if missing:
+        raise NotRunnableConfig(refusal(cfg.filename or 'the config', missing))
     recipe = resolve(cfg)
     recipe['deviations'] = deviations(recipe)
     recipe['groups'] = optimizer_groups(cfg, build_model_shapes(cfg)) if build else None
     return recipe
-
-
-def _fmt_groups(groups: List[Dict[str, Any]]) -> List[str]:
-    lines = [f"  {'role':<14} {'tensors':>7} {'params':>12} {'lr':>10} {'wd':>10}  names"]
-    for g in groups:
-        lines.append(f"  {g['role']:<14} {g['tensors']:>7} {g['params']:>12,} {g['lr']!s:>10} "
-                     f"{g['weight_decay']!s:>10}  {', '.join(g['names_sample'])}"
-                     + (', ...' if g['tensors'] > len(g['names_sample']) else ''))
-    total = sum(g['params'] for g in groups)
-    return lines + [f"  {len(groups)} groups, {total:,} trainable parameters"]
-
-
-def format_recipe(recipe: Dict[str, Any]) -> str:
-    """The recipe as readable text (what ``tools/analysis/recipe.py`` prints).
-
-    Examples:
-        >>> print(format_recipe(config_recipe('configs/lora/vit-b_vtab-cifar100.py')))
-        ... # doctest: +ELLIPSIS
-        config: configs/lora/vit-b_vtab-cifar100.py
-        ...
-    """
-    opt = recipe['optimizer'] or {}
-    sched = [', '.join(f'{k}={v}' for k, v in e.items()) for e in recipe['schedule']]
-    epochs = (f"{recipe['max_epochs']} epochs" if recipe['max_epochs'] is not None
-              else f"{recipe['max_iters']} iterations" if recipe['max_iters'] is not None
-              else '-')
-    lines = [
-        f"config: {recipe['config']}",
-        f"method: {recipe['method']['published'] or '-'} (petl={recipe['method']['petl']})",
-        f"optimizer: {opt.get('type', '-')} lr={opt.get('lr')} "
-        f"weight_decay={opt.get('weight_decay')} "
-        + ' '.join(f'{k}={v}' for k, v in opt.items() if k not in ('type', 'lr', 'weight_decay'))
-        + f" [{recipe['wrapper']}, {recipe['constructor']}]",
-        f"paramwise_cfg: {recipe['paramwise_cfg']}",
-    ]
-    if recipe['groups'] is not None:
-        lines += ['parameter groups (after the constructor):'] + _fmt_groups(recipe['groups'])
-    lines += [
-        f"batch size: {recipe['batch_size']} per GPU (auto_scale_lr base "
-        f"{recipe['base_batch_size']}), accumulative_counts {recipe['accumulative_counts']}",
-        f"loop: {recipe['loop']}, {epochs}, val_interval {recipe['val_interval']}",
-        'schedule: ' + (' | '.join(sched) or '-'),
-        f"warm-up: {recipe['warmup'] or 'none'}",
-        f"label smoothing: {recipe['label_smoothing']}",
-        'augmentation: ' + ('; '.join(recipe['augmentation']) or 'none'),
-        'drop path: ' + (', '.join(f'{k}={v}' for k, v in recipe['drop_path'].items()) or '-'),
-        f"normalisation: {recipe['normalisation']}",
-        'head init: ' + ('; '.join(f'{k} {v}' for k, v in recipe['head_init'].items()) or '-'),
-        f"protocol: {recipe['protocol'] or 'none set'} (legacy test evaluations: "
-        f"{recipe['legacy_eval'] or 'every val_interval'})",
-        f"source: {recipe['source']}",
-        'deviations from the recorded source: ' + ('; '.join(
-            f"{d['key']} runs {d['runs']!r}, recorded {d['recorded']!r}"
-            for d in recipe.get('deviations') or []) or 'none'),
-    ]
-    return '\n'.join(lines)

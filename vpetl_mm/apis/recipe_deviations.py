@@ -76,6 +76,9 @@ def runs(recipe: Dict[str, Any], key: str) -> Any:
         return recipe['head_init_kind']
     if key in recipe:  # batch_size, max_epochs, label_smoothing
         return recipe[key]
+    for wrapper in recipe.get('model_wrappers') or []:  # a model wrapper's argument (PACE's)
+        if key in wrapper:
+            return wrapper[key]
     petl = recipe['method']['petl']  # a method argument of a per-task table
     return petl.get(key) if isinstance(petl, dict) else None
 

@@ -5,8 +5,8 @@ says "Coming Soon"): Leiyi-Hu/mona@5deeac9 trains every method of a task with on
 per-method configs differing only in the backbone type (read for all nine methods of COCO, VOC
 and ADE20K), except Mona's own ADE20K lr and drop path. LoRand and E3VA have no public code;
 their published numbers come from the same papers' tables, so they take the task's row. The
-two settings outside V-PETL's table (Mask R-CNN 1x COCO, UperNet VOC12 aug) record the official
-OpenMMLab configs they are built from.
+settings outside V-PETL's table (Mask R-CNN 1x COCO, UperNet VOC12 aug, UperNet DINOv2 ViT-B/14
+ADE20K) record the official OpenMMLab configs they are built from.
 
 Examples:
     >>> [r.values['lr'] for r in DENSE_ROWS if r.applies('mona', 'swin-l_ade20k')]
@@ -22,12 +22,17 @@ _SEG = f'{_MONA} Swin-Transformer-Semantic-Segmentation/mona_configs'
 _MMDET = 'open-mmlab/mmdetection@fff646d configs/swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
 _MMSEG = ('open-mmlab/mmsegmentation@04d3c87 configs/swin/swin-large-patch4-window7-in22k-pre_'
           'upernet_8xb2-160k_ade20k-512x512.py, configs/_base_/schedules/schedule_40k.py')
+# the official ViT-B UperNet ADE20K config that configs/_base_/dense/upernet_dinov2-b14_ade20k.py
+# inherits (read in mmseg 1.2.2's package copy, .mim/configs/vit/), with its model and data bases
+_MMSEG_VIT = ('open-mmlab/mmsegmentation@04d3c87 configs/vit/vit_vit-b16_mln_upernet_8xb2-160k_'
+              'ade20k-512x512.py, configs/_base_/models/upernet_vit-b16_ln_mln.py')
 _ADAMW = dict(optimizer='AdamW', label_smoothing=0., augmentation=True)
 _STEP_WARMUP = dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500)
 
 
 def _poly(end: int) -> Tuple[dict, dict]:
-    """mmseg's Swin schedule: 1500 warm-up iterations from 1e-6 x lr, then poly (power 1)."""
+    """mmseg's Swin and ViT UperNet schedule: 1500 warm-up iterations from 1e-6 x lr, then
+    poly (power 1)."""
     return (dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
             dict(type='PolyLR', power=1.0, eta_min=0., begin=1500, end=end, by_epoch=False))
 
@@ -90,4 +95,11 @@ DENSE_ROWS: Tuple[SettingRow, ...] = (
                schedule=_poly(40_000),
                note='No published PETL numbers for this setting: the ADE20K Swin-L recipe over '
                "mmseg's 40k VOC schedule (docs/dense.md)."),
+    SettingRow('dinov2-b14_ade20k', _MMSEG_VIT,
+               dict(_ADAMW, lr=6e-5, weight_decay=0.01, max_iters=160_000, batch_size=2,
+                    drop_path_rate=0.),
+               schedule=_poly(160_000),
+               note='No published PETL numbers for this setting: every method trains with the '
+               "official ViT-B UperNet recipe (no decay on pos_embed, cls_token and norms), "
+               "DINOv2 ViT-B/14 in place of the IN-1k ViT-B/16 (docs/foundation.md)."),
 )
