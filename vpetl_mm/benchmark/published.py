@@ -130,35 +130,60 @@ VTAB = _parse(_VTAB_ROWS, VTAB_COLUMNS)
 # -- after V-PETL Bench (docs/methods-2024.md): figures published on other protocols ----------
 # Not comparable cell by cell with the rows above: each paper reports the mean of the three
 # VTAB-1k group means (Natural / Specialized / Structured, our report's ``Mean (groups)``), with
-# its own recipe; V-PETL Bench reports the plain mean of the 19 tasks. Figures as
-# ../shared/reference/anchors-2026.md gives them (its "best published numbers" table); the
-# per-task rows of these papers could not be checked against the originals with this project's
-# search tools yet, so none is recorded.
+# its own recipe; V-PETL Bench reports the plain mean of the 19 tasks. The means are those of
+# ../shared/reference/anchors-2026.md ("best published numbers"); they are NOT yet checked
+# against the papers' tables (``verified=False``), and no per-task (``top1``), FGVC (``fgvc``) or
+# parameter (``params``) figure is recorded: the papers' result tables could not be read with
+# this project's search tools (2026-12-06: the stored arXiv / ar5iv / OpenReview / CVF pages
+# end before the tables, the repositories hold no result table or log; docs/methods-2024.md,
+# "Published figures", lists every place looked). ``protocol`` is what the reference code does
+# (repo@commit, path), read there. These figures stay in the metafiles' collection note
+# (``Published Elsewhere``), never in their ``Results``: ``Results`` hold figures of the
+# generated config's own method and protocol, and none of these is (GLoRA's are searched
+# subnets, PACE's sit on another base, Adapter+'s choose the bottleneck per task).
 #: method as published -> dict(groups: (natural, specialized, structured) or None, mean: mean of
-#: the group means or None, params, source, note: the protocol / backbone difference)
+#: the group means or None, top1: {VTAB_COLUMNS key: %} or None, fgvc: {FGVC_COLUMNS key: %} or
+#: None, params, verified (figures checked against the paper), source, note: the protocol /
+#: backbone difference, protocol: what the reference code does, as read there)
 LATER_VTAB: Dict[str, dict] = {
     'DoRA': dict(
-        groups=None, mean=None, params=None,
-        source='Liu et al., DoRA, ICML 2024 (NVlabs/DoRA@7e2f10a)',
-        note='no VTAB-1k or FGVC figure published: its image experiments are vision-language '
-             '(VL-BART, LLaVA)'),
+        groups=None, mean=None, top1=None, fgvc=None, params=None, verified=True,
+        source='Liu et al., DoRA, ICML 2024 (NVlabs/DoRA@7e2f10a README.md)',
+        note='no VTAB-1k or FGVC figure published: its experiments are commonsense reasoning '
+             '(LLaMA), visual instruction tuning (LLaVA) and image/video-text understanding '
+             '(VL-BART)',
+        protocol='no file of NVlabs/DoRA@7e2f10a names VTAB or FGVC'),
     'GLoRA': dict(
-        groups=None, mean=78.0, params=None,
-        source='Chavan et al., arXiv 2306.07967 (Arnav0400/ViT-Slim GLoRA), via '
+        groups=None, mean=78.0, top1=None, fgvc=None, params=None, verified=False,
+        source='Chavan et al., arXiv 2306.07967 (Arnav0400/ViT-Slim@0fed674 GLoRA), via '
                'anchors-2026.md',
         note='a subnet searched per task under a parameter limit (supernet + evolutionary '
              'search, evaluated with the supernet weights: petl GLoRA supernet=True + '
-             'tools/glora_search.py), not the fixed default subnet; ViT-B/16 IN-21K'),
+             'tools/glora_search.py), not the fixed default subnet; ViT-B/16 IN-21K',
+        protocol='supernet.py (500 epochs) and evolution.py (subnets under --param-limits, '
+                 'default 1.0M) both take get_data()\'s splits: train800val200 / test until '
+                 'c1429c3 (2023-09-26), train800 / val200 since (GLoRA/data/vtab.py)'),
     'Adapter+': dict(
-        groups=None, mean=77.6, params=None,
-        source='Steitz & Roth, Adapters Strike Back, CVPR 2024 (visinf/adapter_plus), via '
-               'anchors-2026.md',
-        note="its own recipe, one setting for every task; ViT-B/16 IN-21K"),
+        groups=None, mean=77.6, top1=None, fgvc=None, params=None, verified=False,
+        source='Steitz & Roth, Adapters Strike Back, CVPR 2024 (visinf/adapter_plus@191c4ab), '
+               'via anchors-2026.md',
+        note='its own recipe; its code has two VTAB-1k settings, bottleneck 8 for every task '
+             'or one chosen per task in 1..32 (which one gives this figure was not checked); '
+             'ViT-B/16 IN-21K',
+        protocol='trained on train800+val200, test accuracy after the last of 100 epochs, mean '
+                 'of seeds 18, 45, 25; the global mean is the mean of the three group means '
+                 '(get_results.ipynb, conf/experiment/vtab/*.yaml); its parameter count '
+                 'includes the classifier head and averages the 19 tasks '
+                 '(modeling/adaptermodel.py, get_results.ipynb)'),
     'PACE': dict(
-        groups=(84.3, 87.6, 65.1), mean=79.0, params=None,
-        source='Ni et al., PACE, NeurIPS 2024 (MaxwellYaoNi/PACE), via anchors-2026.md',
-        note='PACE on a LoRA + VPT base (our pace_lora configs: PACE on LoRA alone); ViT-B/16 '
-             'IN-21K'),
+        groups=(84.3, 87.6, 65.1), mean=79.0, top1=None, fgvc=None, params=None,
+        verified=False,
+        source='Ni et al., PACE, NeurIPS 2024 (MaxwellYaoNi/PACE@9fee345), via anchors-2026.md',
+        note='PACE on a LoRAmul + VPTadd base (our pace_lora configs: PACE on LoRA alone); '
+             'ViT-B/16 IN-21K',
+        protocol='lambda and sigma searched per task on train800 / val200, then trained on '
+                 'train800val200 and tested on test (--vtab_evaluate), 300 epochs, rank 10 '
+                 '(Vision/README.md, Vision/train.py); the paper also reports FGVC'),
 }
 
 
@@ -175,8 +200,9 @@ def later_note(name: str) -> str:
     if entry['mean'] is None:
         return f"{name}: {entry['note']} ({entry['source']})."
     groups = ' ({} / {} / {})'.format(*entry['groups']) if entry['groups'] else ''
+    checked = '' if entry['verified'] else '; not yet checked against the paper'
     return (f"{name}: VTAB-1k mean of group means {entry['mean']:.1f}{groups}; "
-            f"{entry['note']} ({entry['source']}).")
+            f"{entry['note']} ({entry['source']}{checked}).")
 
 
 # -- dense prediction (published-results.md: COCO on Swin-B, VOC / ADE20K on Swin-L) ----------
