@@ -243,7 +243,10 @@ def render_metafile(folder: str, rows: Sequence[Tuple[Matrix, Variant, Backbone,
         lines += [f'  - Name: {_q(name)}', '    Metadata:', '      Variants:']
         lines += [f'        - {_q(t)}' for t in titles]
         if later_note(name):  # a figure published outside V-PETL Bench, on its own protocol
-            lines.append(f'      Published Elsewhere: {_q(later_note(name))}')
+            # a folded block: the note is longer than the generated files' 100 columns
+            lines.append('      Published Elsewhere: >-')
+            lines += textwrap.wrap(later_note(name), 100, initial_indent=' ' * 8,
+                                   subsequent_indent=' ' * 8, break_on_hyphens=False)
     lines.append('Models:')
     for row in rows:
         lines += _model_entry(*row)
