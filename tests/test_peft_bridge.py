@@ -7,6 +7,9 @@ is the identity (the method's ``ZERO_INIT``); ``NOT_IDENTITY_AT_INIT`` lists the
 and why. ``python tools/analysis/peft_table.py`` measures the tuner x host table of
 ``docs/peft.md`` with these ``TUNERS`` on every contract host.
 """
+import importlib.util
+import os.path as osp
+
 import pytest
 import torch
 
@@ -188,3 +191,15 @@ def test_a_tuner_that_does_not_fit_a_layer_is_refused_in_one_line_naming_it():
     assert info.match(r"BOFT cannot adapt the targets .*mlp\.fc2 85->32: in_features \(85\) "
                       r'must be divisible by boft_block_size \(4\)! Choose options')
     build_petl(eva, dict(_cfg('BOFT'), targets=['qkv', 'proj', 'fc1']))
+
+
+def test_the_table_tool_reports_a_pass_and_a_refusal():
+    """tools/analysis/peft_table.py (docs/peft.md's table) on two of its cells."""
+    path = osp.join(osp.dirname(__file__), '..', 'tools', 'analysis', 'peft_table.py')
+    spec = importlib.util.spec_from_file_location('peft_table', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.host_targets(_host('mmpretrain.ConvNeXt')) == ['fc1', 'fc2']
+    assert tool.measure_cell('LoRA', _host('mmpretrain.ConvNeXt')) == ('pass', [])
+    cell, details = tool.measure_cell('BOFT', _host('timm.Eva'))
+    assert cell == 'refused' and 'mlp.fc2 85->32' in details[0]

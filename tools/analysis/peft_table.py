@@ -5,9 +5,9 @@ Every tuner of ``tests/test_peft_bridge.py``'s ``TUNERS`` runs every clause of
 ``tests/tiny_backbones.py``'s ``CONTRACT_HOSTS``, with ``targets`` the sites among ``qkv``,
 ``proj``, ``fc1``, ``fc2`` that the host's profile defines (the bridge checks targets against
 the profile). A cell is ``pass`` (every clause), ``refused`` (the bridge refuses the tuner on
-that host at build time, one line: footnoted) or ``FAIL: <clauses>`` (details on stderr).
-The Markdown table goes to stdout. A one-off measurement (about 2 s a cell on one CPU core,
-16 hosts x 13 tuners), not a test.
+that host at build time, in one line: on stderr) or ``FAIL: <clauses>`` (details on stderr).
+The Markdown table (a row per host, a column per tuner) goes to stdout. A one-off
+measurement (about 2 s a cell on one CPU core, 16 hosts x 13 tuners), not a test.
 
 Examples:
     $ python tools/analysis/peft_table.py > table.md               # every tuner, every host
@@ -73,11 +73,11 @@ def main() -> None:
                   *details, sep='\n    ', file=sys.stderr, flush=True)
     sys.stdout.flush()
     os.dup2(table_fd, 1)
-    print('| tuner | ' + ' | '.join(t.id for t in hosts) + ' |')
-    print('|---|' + '---|' * len(hosts))
-    print('| targets | ' + ' | '.join(' '.join(host_targets(t)) for t in hosts) + ' |')
-    for tuner in args.tuners:
-        print(f'| {tuner} | ' + ' | '.join(cells[tuner, t.id] for t in hosts) + ' |')
+    print('| host | targets | ' + ' | '.join(args.tuners) + ' |')
+    print('|---|---|' + '---|' * len(args.tuners))
+    for tiny in hosts:
+        print(f'| {tiny.id} | {" ".join(host_targets(tiny))} | '
+              + ' | '.join(cells[tuner, tiny.id] for tuner in args.tuners) + ' |')
     print(f'measured in {time.time() - start:.0f} s', file=sys.stderr)
 
 
