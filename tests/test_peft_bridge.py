@@ -4,11 +4,11 @@ Each tuner of ``TUNERS`` runs every clause of :class:`petl_contract.PETLContract
 tiny mmpretrain ViT with ``targets=['qkv', 'proj', 'fc1', 'fc2']``; the default ``Peft`` runs
 on every profile in ``tests/test_contract.py``. Zero-init is checked wherever the tuner's init
 is the identity (the method's ``ZERO_INIT``); ``NOT_IDENTITY_AT_INIT`` lists the exemptions
-and why. ``python tests/test_peft_bridge.py`` measures the tuner x profile table of
-``docs/peft.md``.
+and why. ``python tools/analysis/peft_table.py`` measures the tuner x host table of
+``docs/peft.md`` with these ``TUNERS`` on every contract host.
 """
-import sys
-import time
+import importlib.util
+import os.path as osp
 
 import pytest
 import torch
@@ -44,7 +44,7 @@ NOT_IDENTITY_AT_INIT = {
 
 
 # the contract runs on the tuners the issue names (HRA and the Gaussian FourierFT init are
-# measured on every profile by measure_profiles, see docs/peft.md)
+# measured on every host by tools/analysis/peft_table.py, see docs/peft.md)
 CONTRACT = [t for t in TUNERS if t not in ('HRA', 'FourierFT-gauss')]
 
 
@@ -150,26 +150,56 @@ def test_bad_config_is_one_clear_line(cfg, match):
     assert info.match(match)
 
 
-def measure_profiles(tuners=(), profiles=()) -> None:
-    """Print the tuner x profile table of docs/peft.md (every contract clause, each cell), for
-    the named tuners and profiles (default: all)."""
-    for tiny in TINY_BACKBONES:
-        if profiles and tiny.profile not in profiles:
-            continue
-        for tuner in tuners or TUNERS:
-            tester, start = PETLContractTester(_cfg(tuner), tiny), time.time()
-            failed = []
-            for check in tester.checks():
-                try:
-                    getattr(tester, check)()
-                except Exception as err:  # noqa: BLE001 (the table records any failure)
-                    failed.append(f'{check}: {type(err).__name__}: {err}'.splitlines()[0])
-            print(f'| {tiny.profile} | {tuner} | {"pass" if not failed else "FAIL"} | '
-                  f'{time.time() - start:.1f} s |', *failed, sep='\n    ' if failed else '',
-                  flush=True)
+def _host(host_id: str):
+    return next(t for t in CONTRACT_HOSTS if t.id == host_id)
 
 
-if __name__ == '__main__':  # python tests/test_peft_bridge.py [TUNER ...] [--profile NAME ...]
-    args = sys.argv[1:]
-    cut = args.index('--profile') if '--profile' in args else len(args)
-    sys.exit(measure_profiles(args[:cut], args[cut + 1:]))
+def test_channels_last_linears_run_oft():
+    """ConvNeXt's pointwise layers see (B, H, W, C); peft's OFT reads any 4-d input as a Conv2d
+    input, so the bridge hands linear layers such maps as tokens (B, HW, C)."""
+    tester = PETLContractTester(dict(type='Peft', targets=['fc1', 'fc2'], **TUNERS['OFT']),
+                                _host('mmpretrain.ConvNeXt'))
+    tester.check_all()
+
+
+def test_mmseg_in_projection_view_merges_into_the_mha_parameter():
+    """mmseg ViT's qkv site is a parameter-less nn.Linear view of torch's in_proj_weight: peft
+    wraps it as a Linear, and its merge / unmerge write the attention's own parameter."""
+    tiny = _host('mmseg.VisionTransformer')
+    wrapper = build_petl(tiny, dict(type='Peft', targets=['qkv'], peft_type='LoRA', r=4)).eval()
+    perturb_trainable(wrapper)
+    attn, layer = wrapper.backbone.layers[0].attn, wrapper.backbone.layers[0].petl_peft_qkv.layer
+    assert type(layer).__name__ == 'Linear' and layer.base_layer.weight is attn.attn.in_proj_weight
+    stock = attn.attn.in_proj_weight.detach().clone()
+    with torch.no_grad():
+        unmerged = run(wrapper, tiny)[0]
+        wrapper.merge()
+        delta = (attn.attn.in_proj_weight - stock).abs().max()
+        torch.testing.assert_close(run(wrapper, tiny)[0], unmerged, rtol=1e-5, atol=1e-5)
+        wrapper.unmerge()
+    assert delta > 1e-4
+    torch.testing.assert_close(attn.attn.in_proj_weight, stock, rtol=1e-5, atol=1e-6)
+
+
+def test_a_tuner_that_does_not_fit_a_layer_is_refused_in_one_line_naming_it():
+    """BOFT needs its block size to divide every targeted layer's in_features: the tiny EVA-02's
+    SwiGLU hidden width is 85 (EVA-02 B's is 2048), so fc2 is refused; the rest runs."""
+    eva = _host('timm.Eva')
+    with pytest.raises(ValueError) as info:
+        build_petl(eva, _cfg('BOFT'))
+    assert len(str(info.value).splitlines()) == 1
+    assert info.match(r"BOFT cannot adapt the targets .*mlp\.fc2 85->32: in_features \(85\) "
+                      r'must be divisible by boft_block_size \(4\)! Choose options')
+    build_petl(eva, dict(_cfg('BOFT'), targets=['qkv', 'proj', 'fc1']))
+
+
+def test_the_table_tool_reports_a_pass_and_a_refusal():
+    """tools/analysis/peft_table.py (docs/peft.md's table) on two of its cells."""
+    path = osp.join(osp.dirname(__file__), '..', 'tools', 'analysis', 'peft_table.py')
+    spec = importlib.util.spec_from_file_location('peft_table', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.host_targets(_host('mmpretrain.ConvNeXt')) == ['fc1', 'fc2']
+    assert tool.measure_cell('LoRA', _host('mmpretrain.ConvNeXt')) == ('pass', [])
+    cell, details = tool.measure_cell('BOFT', _host('timm.Eva'))
+    assert cell == 'refused' and 'mlp.fc2 85->32' in details[0]

@@ -9,7 +9,8 @@ out to a ``petl_peft_<site>`` sibling (:class:`PeftSite`) that a forward hook ru
 layer's place, so host keys, pretrained loading, host patches and the contract's checkpoints
 work as for the native methods, and peft's own ``merge`` / ``unmerge`` fold it.
 
-Which tuners were verified on which profiles is in ``docs/peft.md`` (measured); the ones this
+Which tuners pass the contract on which hosts is in ``docs/peft.md`` (measured by
+``tools/analysis/peft_table.py``); the ones this
 module vouches for (zero-init flag and mergeability) are :data:`TUNERS`. Source: peft 0.21.2
 (huggingface/peft@v0.21.2, ``src/peft/tuners/*/config.py`` for every option and default).
 """

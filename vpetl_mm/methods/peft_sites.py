@@ -75,6 +75,17 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
+def _layer_shapes(backbone: nn.Module, paths: List[str]) -> str:
+    """``'attn.qkv 32->96, mlp.fc2 85->32, ...'``: the distinct targeted layers (the last two
+    names of each path) with their in / out features, for an error line."""
+    shapes = {}
+    for path in paths:
+        layer = backbone.get_submodule(path)
+        shape = (getattr(layer, 'in_features', '?'), getattr(layer, 'out_features', '?'))
+        shapes.setdefault(('.'.join(path.split('.')[-2:]), shape), None)
+    return ', '.join(f'{name} {i}->{o}' for name, (i, o) in shapes)
+
+
 def lift_tuner_layers(backbone: nn.Module, config, paths: List[str]
                       ) -> Dict[str, Tuple[nn.Module, nn.Module]]:
     """Let peft's tuner class inject its layers at ``paths``, then put the host modules back.
@@ -87,9 +98,10 @@ def lift_tuner_layers(backbone: nn.Module, config, paths: List[str]
     try:
         tuner_cls(backbone, config, adapter_name=ADAPTER)
     except (TypeError, ValueError, RuntimeError, NotImplementedError) as err:
-        kinds = sorted({type(backbone.get_submodule(p)).__name__ for p in paths})
-        raise ValueError(f'peft\'s {config.peft_type.value} cannot adapt {paths[0]} ({kinds}): '
-                         f'{_first_line(err)}') from None
+        raise ValueError(f'peft\'s {config.peft_type.value} cannot adapt the targets '
+                         f'{_layer_shapes(backbone, paths)}: {_first_line(err)} Choose options '
+                         'that fit every targeted layer, or leave the misfits out of targets.'
+                         ) from None
     finally:
         vars(backbone).pop('peft_config', None)  # the attribute peft leaves on the model
     layers = {}
@@ -134,7 +146,15 @@ class PeftSite(nn.Module):
             return None
         self.running = True
         try:
-            return self.layer(*args)
+            x, *rest = args
+            if x.dim() <= 3 or not isinstance(host, nn.Linear):
+                return self.layer(*args)
+            # channels-last maps (ConvNeXt's pointwise layers, SAM: (B, H, W, C)) as tokens
+            # (B, HW, C), the same arithmetic for a linear layer: peft's OFT reads any 4-d
+            # input as a Conv2d input and unfolds it (peft@v0.21.2 tuners/oft/layer.py,
+            # OFTRotationModule.forward)
+            out = self.layer(x.reshape(x.shape[0], -1, x.shape[-1]), *rest)
+            return out.reshape(*x.shape[:-1], out.shape[-1])
         finally:
             self.running = False
 
