@@ -89,9 +89,15 @@ NO_GRADIENT: Dict[str, Callable] = dict(
     Mona=lambda w: _last_block_mona_convs(w) if getattr(w.backbone, 'out_type', None) ==
     'cls_token' else set(),
     # GLoRA's bias scale D multiplies the host bias, which timm initialises to zeros (the tiny
-    # hosts load no weights): no gradient where that bias is all zero
+    # hosts load no weights): no gradient where that bias is all zero. Its scalar bias E on proj
+    # and fc2 shifts every channel of the residual stream alike, which every later LayerNorm
+    # (the only readers of the stream on GLoRA's pre-norm hosts) removes: its gradient is zero
+    # up to rounding (1e-13 to 1e-8 measured), so the clause cannot ask for one
     GLoRA=lambda w: {f'{inj.name}.factors.Dd' for m in w.methods for inj in m.injected
-                     if 'Dd' in inj.module.factors and not _host_bias(w, inj).any()})
+                     if 'Dd' in inj.module.factors and not _host_bias(w, inj).any()} | {
+        f'{inj.name}.factors.Ed' for m in w.methods for inj in m.injected
+        if 'Ed' in inj.module.factors and inj.module.factors['Ed'].numel() == 1
+        and inj.site in ('proj', 'fc2')})
 
 
 def _host_bias(wrapper, inj) -> torch.Tensor:

@@ -31,8 +31,8 @@ def test_named_normalisations():
 
 def test_named_normalisation_errors():
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        with pytest.raises(ValueError, match="Unknown norm 'clip'"):
-            MODELS.build(dict(type='vpetl_mm.NamedNormClsDataPreprocessor', norm='clip'))
+        with pytest.raises(ValueError, match="Unknown norm 'siglip'"):
+            MODELS.build(dict(type='vpetl_mm.NamedNormClsDataPreprocessor', norm='siglip'))
         with pytest.raises(ValueError, match='takes `norm`'):
             MODELS.build(dict(type='vpetl_mm.NamedNormClsDataPreprocessor', mean=[0, 0, 0]))
 
